@@ -1,0 +1,47 @@
+// CPU implementation of eav::cross_frame_intensity: checks, picks the kernel build for this CPU
+// (the capability PyTorch itself runs at, so ATEN_CPU_CAPABILITY=default selects the portable one).
+
+#include <ATen/Version.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "../tensor_problem.h"
+#include "cross_frame_intensity_kernel.h"
+#include "cpu_capability.h"
+
+namespace eav::cpu {
+
+std::string selected_kernel_capability() {
+#if defined(EAV_HAVE_AVX2_KERNEL)
+  const std::string torch_capability = at::get_cpu_capability();
+  if (torch_capability == "AVX2" || torch_capability == "AVX512") return "AVX2";
+#endif
+  return "DEFAULT";
+}
+
+namespace {
+
+// query: [B, H, F * S, D], key: [B, Hk, F * S, D] -> [B] float32 per-batch CFI
+at::Tensor cross_frame_intensity_cpu(const at::Tensor& query, const at::Tensor& key,
+                                     int64_t num_frames, double scale) {
+  const CrossFrameProblem problem = make_cross_frame_problem(query, key, num_frames, scale);
+  TORCH_CHECK_VALUE(query.device().is_cpu(), "eav: the CPU kernel got a ", query.device(),
+                    " tensor");
+  at::Tensor per_batch_cfi = at::empty({problem.batch}, query.options().dtype(at::kFloat));
+#if defined(EAV_HAVE_AVX2_KERNEL)
+  if (selected_kernel_capability() == "AVX2") {
+    AVX2::cross_frame_intensity(problem, per_batch_cfi.data_ptr<float>());
+    return per_batch_cfi;
+  }
+#endif
+  DEFAULT::cross_frame_intensity(problem, per_batch_cfi.data_ptr<float>());
+  return per_batch_cfi;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(eav, CPU, m) {
+  m.impl("cross_frame_intensity", &cross_frame_intensity_cpu);
+}
+
+}  // namespace eav::cpu

@@ -1,0 +1,69 @@
+// Torch side of a cross-frame-intensity call: checks every precondition with the numbers in the
+// message, before any kernel touches memory, and describes the tensors as a CrossFrameProblem.
+// Shared by the CPU op and the CUDA launcher.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include "cross_frame_problem.h"
+
+namespace eav {
+
+inline ScalarKind scalar_kind_of(const at::Tensor& tensor) {
+  switch (tensor.scalar_type()) {
+    case at::kFloat:
+      return ScalarKind::Float32;
+    case at::kHalf:
+      return ScalarKind::Float16;
+    case at::kBFloat16:
+      return ScalarKind::BFloat16;
+    default:
+      TORCH_CHECK_TYPE(false, "eav: query and key must be float32, float16 or bfloat16, got ",
+                       tensor.scalar_type());
+  }
+}
+
+// query: [B, H, F * S, D], key: [B, Hk, F * S, D], H % Hk == 0, any strides.
+inline CrossFrameProblem make_cross_frame_problem(const at::Tensor& query, const at::Tensor& key,
+                                                  int64_t num_frames, double scale) {
+  TORCH_CHECK_VALUE(query.dim() == 4, "eav: query must be [batch, heads, tokens, head_dim], got ",
+                    query.dim(), " dims ", query.sizes());
+  TORCH_CHECK_VALUE(key.dim() == 4, "eav: key must be [batch, heads, tokens, head_dim], got ",
+                    key.dim(), " dims ", key.sizes());
+  TORCH_CHECK_TYPE(query.scalar_type() == key.scalar_type(), "eav: query (", query.scalar_type(),
+                   ") and key (", key.scalar_type(), ") must have the same dtype");
+  TORCH_CHECK_VALUE(query.device() == key.device(), "eav: query (", query.device(),
+                    ") and key (", key.device(), ") must be on the same device");
+  TORCH_CHECK_VALUE(query.numel() > 0 && key.numel() > 0,
+                    "eav: query ", query.sizes(), " and key ", key.sizes(),
+                    " must have no zero-size dimension");
+  TORCH_CHECK_VALUE(query.size(0) == key.size(0) && query.size(2) == key.size(2) &&
+                        query.size(3) == key.size(3),
+                    "eav: query ", query.sizes(), " and key ", key.sizes(),
+                    " must agree in batch, tokens and head_dim");
+  TORCH_CHECK_VALUE(query.size(1) % key.size(1) == 0, "eav: query heads (", query.size(1),
+                    ") must be a multiple of key heads (", key.size(1), ")");
+  TORCH_CHECK_VALUE(num_frames >= 1, "eav: num_frames must be >= 1, got ", num_frames);
+  TORCH_CHECK_VALUE(query.size(2) % num_frames == 0, "eav: video tokens (", query.size(2),
+                    ") not divisible by num_frames (", num_frames, ")");
+
+  CrossFrameProblem problem{};
+  problem.query = query.data_ptr();
+  problem.key = key.data_ptr();
+  problem.scalar_kind = scalar_kind_of(query);
+  problem.batch = query.size(0);
+  problem.heads = query.size(1);
+  problem.kv_heads = key.size(1);
+  problem.num_frames = num_frames;
+  problem.spatial = query.size(2) / num_frames;
+  problem.head_dim = query.size(3);
+  for (int dim = 0; dim < 4; ++dim) {
+    problem.query_strides[dim] = query.stride(dim);
+    problem.key_strides[dim] = key.stride(dim);
+  }
+  problem.scale = static_cast<float>(scale);
+  return problem;
+}
+
+}  // namespace eav

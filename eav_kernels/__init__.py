@@ -1,0 +1,28 @@
+"""eav-kernels: Enhance-A-Video (arXiv 2502.07508) as a fast, exact drop-in op.
+
+    import eav_kernels as eav
+    out = eav.enhanced_sdpa(q, k, v, num_frames=13, enhance_weight=3.4, video_tokens=slice(226, None))
+"""
+
+from .api import (
+    attention_with_enhance_score,
+    cross_frame_intensity,
+    enhance_score,
+    enhanced_sdpa,
+    scale_video_tokens,
+)
+from .backends import available_backends
+from .reference import cross_frame_intensity_reference, official_style_cross_frame_intensity
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "attention_with_enhance_score",
+    "available_backends",
+    "cross_frame_intensity",
+    "cross_frame_intensity_reference",
+    "enhance_score",
+    "enhanced_sdpa",
+    "official_style_cross_frame_intensity",
+    "scale_video_tokens",
+]

@@ -1,0 +1,157 @@
+"""The public ops: cross-frame intensity, the enhance score, and enhanced attention."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .backends import select_backend
+from .validation import check_query_key, resolve_video_tokens
+
+__all__ = [
+    "cross_frame_intensity",
+    "enhance_score",
+    "attention_with_enhance_score",
+    "scale_video_tokens",
+    "enhanced_sdpa",
+]
+
+
+def cross_frame_intensity(
+    query: torch.Tensor,  # [B, H, F*S, D] video tokens, frame-major (token t*S + s), any strides
+    key: torch.Tensor,  # [B, Hk, F*S, D], H % Hk == 0 (key heads shared as in SDPA's enable_gqa)
+    num_frames: int,
+    *,
+    scale: float | None = None,
+    per_batch: bool = False,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Cross-frame intensity of the temporal attention of ``query`` and ``key``.
+
+    For every (batch, head, spatial position) the ``num_frames`` frames form an F x F softmax of
+    ``scale * q k^T`` (``scale`` defaults to ``head_dim ** -0.5``); CFI is the mean of its
+    off-diagonal entries, averaged over everything. Returns a 0-d float32 tensor on the inputs'
+    device, or ``[B]`` (one CFI per batch element) with ``per_batch=True``. ``num_frames == 1``
+    gives 0. NaN inputs give NaN.
+    """
+    check_query_key(query, key, num_frames)
+    scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
+    impl = select_backend(backend, query, key)
+    per_batch_cfi = impl.per_batch_cross_frame_intensity(query, key, num_frames, scale)
+    return per_batch_cfi if per_batch else per_batch_cfi.mean()
+
+
+def enhance_score(
+    cfi: torch.Tensor | float,  # 0-d or [B]
+    num_frames: int,
+    enhance_weight: float,
+) -> torch.Tensor:
+    """``max(1, cfi * (num_frames + enhance_weight))``, elementwise, in float32. NaN stays NaN."""
+    cfi = torch.as_tensor(cfi, dtype=torch.float32)
+    return (cfi.to(torch.float32) * (num_frames + enhance_weight)).clamp(min=1.0)
+
+
+def attention_with_enhance_score(
+    query: torch.Tensor,  # [B, H, N, D]
+    key: torch.Tensor,  # [B, Hk, N, D]
+    value: torch.Tensor,  # [B, Hk, N, Dv]
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    num_frames: int,
+    enhance_weight: float,
+    video_tokens: slice | None = None,
+    per_batch: bool = False,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``F.scaled_dot_product_attention`` unscaled, and the enhance score of its video tokens.
+
+    Returns ``(out [B, H, N, Dv], score)``: ``score`` is 0-d float32 (``[B]`` with
+    ``per_batch=True``), computed from ``query[:, :, video_tokens]`` and
+    ``key[:, :, video_tokens]`` with the attention's own ``scale``. For adapters that apply the
+    score somewhere else (after the output projection, as the paper's code does): see
+    ``scale_video_tokens``.
+    """
+    check_query_key(query, key, num_frames=1, enable_gqa=enable_gqa)
+    start, length = resolve_video_tokens(video_tokens, query.shape[2])
+    check_query_key(
+        query.narrow(2, start, length), key.narrow(2, start, length), num_frames,
+        enable_gqa=enable_gqa,
+    )
+    out = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
+        scale=scale, enable_gqa=enable_gqa,
+    )
+    cfi = cross_frame_intensity(
+        query.narrow(2, start, length), key.narrow(2, start, length), num_frames,
+        scale=scale, per_batch=per_batch, backend=backend,
+    )
+    return out, enhance_score(cfi, num_frames, enhance_weight)
+
+
+def scale_video_tokens(
+    hidden: torch.Tensor,  # [B, ..., N, ...]: token axis ``token_dim``
+    score: torch.Tensor,  # 0-d, or [B] (one score per batch element)
+    video_tokens: slice | None = None,
+    *,
+    token_dim: int,
+    inplace: bool = False,
+) -> torch.Tensor:
+    """``hidden`` with its video tokens multiplied by ``score``; every other token untouched.
+
+    The product is taken in float32 and rounded once to ``hidden.dtype``. With ``inplace=True``
+    ``hidden`` itself is updated (only for tensors the caller owns and autograd does not need).
+    """
+    token_dim = token_dim % hidden.dim()
+    start, length = resolve_video_tokens(video_tokens, hidden.shape[token_dim])
+    video = hidden.narrow(token_dim, start, length)
+    factor = score.to(device=hidden.device, dtype=torch.float32)
+    if factor.dim() == 1:
+        if factor.shape[0] != hidden.shape[0]:
+            raise ValueError(
+                f"per-batch score has {factor.shape[0]} entries for a batch of {hidden.shape[0]}"
+            )
+        factor = factor.reshape((-1,) + (1,) * (hidden.dim() - 1))
+    scaled = (video.to(torch.float32) * factor).to(hidden.dtype)
+    if inplace:
+        video.copy_(scaled)
+        return hidden
+    before = hidden.narrow(token_dim, 0, start)
+    after = hidden.narrow(token_dim, start + length, hidden.shape[token_dim] - start - length)
+    return torch.cat([before, scaled, after], dim=token_dim)
+
+
+def enhanced_sdpa(
+    query: torch.Tensor,  # [B, H, N, D], any strides ([B, N, H, D] transposed views welcome)
+    key: torch.Tensor,  # [B, Hk, N, D]
+    value: torch.Tensor,  # [B, Hk, N, Dv]
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    num_frames: int,
+    enhance_weight: float,
+    video_tokens: slice | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Enhance-A-Video attention: ``F.scaled_dot_product_attention`` with the rows of the video
+    tokens multiplied by ``max(1, CFI * (num_frames + enhance_weight))``.
+
+    ``video_tokens`` (a slice of the token axis, ``None`` = all) holds the frame-major video
+    tokens; other tokens (text) are attended normally and never scaled. Returns ``[B, H, N, Dv]``.
+    """
+    out, score = attention_with_enhance_score(
+        query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa,
+        num_frames=num_frames, enhance_weight=enhance_weight, video_tokens=video_tokens,
+        backend=backend,
+    )
+    if num_frames == 1:  # score is exactly 1: the output is SDPA's, untouched
+        return out
+    return scale_video_tokens(
+        out, score, video_tokens, token_dim=2, inplace=not out.requires_grad
+    )

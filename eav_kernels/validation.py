@@ -1,0 +1,80 @@
+"""Input checks shared by every public entry point: errors name what is wrong, with the numbers."""
+
+from __future__ import annotations
+
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def check_query_key(
+    query: torch.Tensor,  # [B, H, N, D]
+    key: torch.Tensor,  # [B, Hk, N, D]
+    num_frames: int,
+    *,
+    enable_gqa: bool = True,
+) -> None:
+    """Raises TypeError/ValueError unless (query, key, num_frames) describe a CFI problem."""
+    for name, tensor in (("query", query), ("key", key)):
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+        if tensor.dim() != 4:
+            raise ValueError(
+                f"{name} must be [batch, heads, tokens, head_dim], got {tensor.dim()} dims "
+                f"{tuple(tensor.shape)}"
+            )
+        if tensor.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must be float32, float16 or bfloat16, got {tensor.dtype}")
+    if query.dtype != key.dtype:
+        raise TypeError(f"query ({query.dtype}) and key ({key.dtype}) must have the same dtype")
+    if query.device != key.device:
+        raise ValueError(f"query ({query.device}) and key ({key.device}) must be on the same device")
+    if query.numel() == 0 or key.numel() == 0:
+        raise ValueError(
+            f"query {tuple(query.shape)} and key {tuple(key.shape)} must have no zero-size dimension"
+        )
+    if (query.shape[0], query.shape[2], query.shape[3]) != (key.shape[0], key.shape[2], key.shape[3]):
+        raise ValueError(
+            f"query {tuple(query.shape)} and key {tuple(key.shape)} must agree in batch, tokens "
+            "and head_dim"
+        )
+    heads, kv_heads = query.shape[1], key.shape[1]
+    if heads != kv_heads and not enable_gqa:
+        raise ValueError(
+            f"query heads ({heads}) differ from key heads ({kv_heads}); pass enable_gqa=True"
+        )
+    if heads % kv_heads != 0:
+        raise ValueError(f"query heads ({heads}) must be a multiple of key heads ({kv_heads})")
+    check_num_frames(num_frames, query.shape[2])
+
+
+def check_num_frames(num_frames: int, video_tokens: int) -> None:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int):
+        raise TypeError(f"num_frames must be an int, got {type(num_frames).__name__}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if video_tokens % num_frames != 0:
+        raise ValueError(
+            f"video tokens ({video_tokens}) not divisible by num_frames ({num_frames})"
+        )
+
+
+def resolve_video_tokens(video_tokens: slice | None, tokens: int) -> tuple[int, int]:
+    """(start, length) of the video tokens among ``tokens``; ``None`` means all of them.
+
+    Negative bounds count from the end, as in Python (``slice(-4096, None)``: the last 4096).
+    """
+    if video_tokens is None:
+        return 0, tokens
+    if not isinstance(video_tokens, slice):
+        raise TypeError(f"video_tokens must be a slice or None, got {type(video_tokens).__name__}")
+    if video_tokens.step not in (None, 1):
+        raise ValueError(f"video_tokens must be contiguous (step 1), got step {video_tokens.step}")
+    start = 0 if video_tokens.start is None else video_tokens.start
+    stop = tokens if video_tokens.stop is None else video_tokens.stop
+    start, stop = (start + tokens if start < 0 else start), (stop + tokens if stop < 0 else stop)
+    if not (0 <= start < stop <= tokens):
+        raise ValueError(
+            f"video_tokens {start}:{stop} must be a non-empty range within the {tokens} tokens"
+        )
+    return start, stop - start

@@ -1,0 +1,1 @@
+"""Triton kernels of eav-kernels, installed as ``eav_kernels.triton_kernels`` (issue #3)."""
