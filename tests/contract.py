@@ -1,0 +1,84 @@
+"""FlashAttention's correctness contract, shared by every backend's tests (DESIGN.md section 4).
+
+A backend's error against the float64 reference must be at most twice the error of the plain
+low-precision PyTorch path (the same reference computed in the input dtype), plus a noise term:
+a few float32 ulps of the result, which is what the float32 output itself can resolve.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from eav_kernels.reference import cross_frame_intensity_reference
+
+# Rounding of a float32 result: a few ulps, relative to the value.
+FLOAT32_RESULT_NOISE = 8 * torch.finfo(torch.float32).eps
+
+
+def contract_bound(
+    query: torch.Tensor,  # [B, H, F*S, D]
+    key: torch.Tensor,  # [B, Hk, F*S, D]
+    num_frames: int,
+    *,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(float64 reference [B], allowed absolute error [B]) for a per-batch CFI of these inputs."""
+    truth = cross_frame_intensity_reference(query, key, num_frames, scale=scale, per_batch=True)
+    low_precision = cross_frame_intensity_reference(
+        query, key, num_frames, scale=scale, per_batch=True, compute_dtype=query.dtype
+    )
+    allowed = 2 * (low_precision.double() - truth).abs() + FLOAT32_RESULT_NOISE * truth.abs().clamp(min=1e-3)
+    return truth, allowed
+
+
+def assert_meets_contract(
+    actual: torch.Tensor,  # [B] per-batch CFI from a backend
+    query: torch.Tensor,
+    key: torch.Tensor,
+    num_frames: int,
+    *,
+    scale: float | None = None,
+) -> None:
+    truth, allowed = contract_bound(query, key, num_frames, scale=scale)
+    error = (actual.detach().cpu().double() - truth.cpu()).abs()
+    assert torch.isfinite(actual).all(), f"non-finite CFI {actual.tolist()}"
+    assert (error <= allowed.cpu()).all(), (
+        f"error {error.tolist()} exceeds the contract {allowed.tolist()} "
+        f"(reference {truth.tolist()}, got {actual.tolist()})"
+    )
+
+
+def random_query_key(
+    batch: int,
+    heads: int,
+    num_frames: int,
+    spatial: int,
+    head_dim: int,
+    dtype: torch.dtype,
+    *,
+    kv_heads: int | None = None,
+    layout: str = "bhnd",
+    generator: torch.Generator | None = None,
+    device: str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh random q [B, H, F*S, D] and k [B, Hk, F*S, D] (never zeros).
+
+    layout "bhnd": contiguous; "bnhd": transposed views of [B, N, H, D] storage, as diffusers
+    hands them to SDPA; "strided": every dimension strided (a slice of a larger buffer).
+    """
+    kv_heads = heads if kv_heads is None else kv_heads
+    tokens = num_frames * spatial
+
+    def make(h: int) -> torch.Tensor:
+        if layout == "bhnd":
+            x = torch.randn(batch, h, tokens, head_dim, generator=generator)
+        elif layout == "bnhd":
+            x = torch.randn(batch, tokens, h, head_dim, generator=generator).transpose(1, 2)
+        elif layout == "strided":
+            x = torch.randn(batch, h * 2, tokens, head_dim * 2 + 1, generator=generator)
+            x = x[:, ::2, :, 1 : 2 * head_dim + 1 : 2]
+        else:
+            raise ValueError(f"unknown layout {layout!r}")
+        return x.to(device=device, dtype=dtype)
+
+    return make(heads), make(kv_heads)
