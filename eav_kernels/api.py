@@ -32,12 +32,12 @@ def cross_frame_intensity(
     ``scale * q k^T`` (``scale`` defaults to ``head_dim ** -0.5``); CFI is the mean of its
     off-diagonal entries, averaged over everything. Returns a 0-d float32 tensor on the inputs'
     device, or ``[B]`` (one CFI per batch element) with ``per_batch=True``. ``num_frames == 1``
-    gives 0. NaN inputs give NaN.
+    gives 0. NaN inputs give NaN. The result is a constant for autograd (q and k are detached).
     """
     check_query_key(query, key, num_frames)
     scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
     impl = select_backend(backend, query, key)
-    per_batch_cfi = impl.per_batch_cross_frame_intensity(query, key, num_frames, scale)
+    per_batch_cfi = impl.per_batch_cross_frame_intensity(query.detach(), key.detach(), num_frames, scale)
     return per_batch_cfi if per_batch else per_batch_cfi.mean()
 
 

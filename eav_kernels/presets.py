@@ -1,0 +1,42 @@
+"""Attention shapes of real video diffusion transformers (DESIGN.md section 2), batch 1, one call."""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+
+__all__ = ["AttentionPreset", "PRESETS"]
+
+
+@dataclass(frozen=True)
+class AttentionPreset:
+    name: str
+    num_frames: int  # latent frames F
+    spatial: int  # tokens per frame S
+    heads: int
+    head_dim: int
+    text_tokens: int = 0  # text tokens in the same (joint) attention
+    text_position: str = "none"  # "first", "last" or "none"
+
+    @property
+    def video_tokens(self) -> int:
+        return self.num_frames * self.spatial
+
+    def cfi_flops(self, batch: int = 1) -> int:
+        """FLOPs of the F x F logits of every (batch, head, position): 2 * B H S F^2 D."""
+        return 2 * batch * self.heads * self.spatial * self.num_frames**2 * self.head_dim
+
+
+PRESETS: types.MappingProxyType[str, AttentionPreset] = types.MappingProxyType({
+    p.name: p
+    for p in (
+        AttentionPreset("cogvideox-2b", 13, 1350, 30, 64, 226, "first"),
+        AttentionPreset("cogvideox-5b", 13, 1350, 48, 64, 226, "first"),
+        AttentionPreset("hunyuan-video", 33, 3600, 24, 128, 256, "last"),
+        AttentionPreset("wan2.1-1.3b", 21, 1560, 12, 128),
+        AttentionPreset("wan2.1-14b", 21, 1560, 40, 128),
+        AttentionPreset("ltx-video", 16, 384, 32, 64),
+        AttentionPreset("mochi", 28, 1590, 24, 128, 256, "last"),
+        AttentionPreset("latte-temporal", 16, 1024, 16, 72),
+    )
+})
