@@ -52,7 +52,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("parallel_region_threads", &parallel_region_threads,
              "Threads used by a parallel region of this extension at the current setting.");
   module.def("cpu_kernel_capability", &eav::cpu::selected_kernel_capability,
-             "Build of the CPU kernel in use here: 'AVX2' or 'DEFAULT'.");
+             "Build of the CPU kernel in use here: 'AVX512_BF16', 'AVX2' or 'DEFAULT'.");
   module.def("cuda_archs", []() { return std::string(EAV_CUDA_ARCHS); },
              "CUDA architectures the extension was compiled for ('' when CUDA was not built).");
 }

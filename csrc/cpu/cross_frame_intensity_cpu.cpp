@@ -12,8 +12,10 @@
 namespace eav::cpu {
 
 std::string selected_kernel_capability() {
-#if defined(EAV_HAVE_AVX2_KERNEL)
+#if defined(EAV_HAVE_X86_KERNELS)
+  // The capability PyTorch runs at (it honours ATEN_CPU_CAPABILITY=default|avx2|avx512).
   const std::string torch_capability = at::get_cpu_capability();
+  if (torch_capability == "AVX512" && __builtin_cpu_supports("avx512bf16")) return "AVX512_BF16";
   if (torch_capability == "AVX2" || torch_capability == "AVX512") return "AVX2";
 #endif
   return "DEFAULT";
@@ -28,13 +30,19 @@ at::Tensor cross_frame_intensity_cpu(const at::Tensor& query, const at::Tensor& 
   TORCH_CHECK_VALUE(query.device().is_cpu(), "eav: the CPU kernel got a ", query.device(),
                     " tensor");
   at::Tensor per_batch_cfi = at::empty({problem.batch}, query.options().dtype(at::kFloat));
-#if defined(EAV_HAVE_AVX2_KERNEL)
-  if (selected_kernel_capability() == "AVX2") {
-    AVX2::cross_frame_intensity(problem, per_batch_cfi.data_ptr<float>());
-    return per_batch_cfi;
+  float* out = per_batch_cfi.data_ptr<float>();
+#if defined(EAV_HAVE_X86_KERNELS)
+  const std::string capability = selected_kernel_capability();
+  if (capability == "AVX512_BF16") {
+    AVX512_BF16::cross_frame_intensity(problem, out);
+  } else if (capability == "AVX2") {
+    AVX2::cross_frame_intensity(problem, out);
+  } else {
+    DEFAULT::cross_frame_intensity(problem, out);
   }
+#else
+  DEFAULT::cross_frame_intensity(problem, out);
 #endif
-  DEFAULT::cross_frame_intensity(problem, per_batch_cfi.data_ptr<float>());
   return per_batch_cfi;
 }
 

@@ -1,5 +1,5 @@
 // The fused CPU cross-frame-intensity kernel, compiled once per CPU capability
-// (cross_frame_intensity_kernel.cpp is built as DEFAULT and as AVX2; see CMakeLists.txt).
+// (cross_frame_intensity_kernel.cpp is built as DEFAULT, AVX2 and AVX512_BF16; see CMakeLists.txt).
 #pragma once
 
 #include "../cross_frame_problem.h"
@@ -19,6 +19,7 @@ constexpr int64_t kPositionsPerChunk = 16;
   }
 EAV_DECLARE_CPU_KERNEL(DEFAULT)
 EAV_DECLARE_CPU_KERNEL(AVX2)
+EAV_DECLARE_CPU_KERNEL(AVX512_BF16)
 #undef EAV_DECLARE_CPU_KERNEL
 
 }  // namespace eav::cpu
