@@ -1,0 +1,80 @@
+"""Both Triton kernels compiled ahead of time for real GPUs, on a machine with no GPU (issue #3).
+
+``triton.compile`` lowers the kernels to PTX for sm_80 (A100) and sm_90 (H100) in fp16 and bf16,
+with the tile sizes the launchers pick at real shapes, and the PTX must use the tensor cores:
+``mma`` on sm_80, ``wgmma`` or ``mma`` on sm_90 (batched 3-D dots lower to ``mma.sync``).
+
+    python -m pytest -m aot -q
+"""
+
+from __future__ import annotations
+
+import pytest
+
+triton = pytest.importorskip("triton")
+
+import eav_kernels.triton_kernels.cross_frame_intensity as cfi_module  # noqa: E402
+import eav_kernels.triton_kernels.temporal_attention as temporal_module  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+
+pytestmark = pytest.mark.aot
+
+TRITON_DTYPES = {"fp16": "*fp16", "bf16": "*bf16"}
+FLOAT32_POINTERS = {"partial_ptr", "lse_ptr"}  # outputs that are float32 whatever the inputs
+FLOAT_SCALARS = {"qk_scale"}
+
+
+def jit_function(kernel):
+    """The compiler's view of a kernel, even if this process imported it under TRITON_INTERPRET."""
+    if isinstance(kernel, triton.runtime.jit.JITFunction):
+        return kernel
+    return triton.runtime.jit.JITFunction(kernel.fn)
+
+
+def kernel_and_config(name: str):
+    """(kernel, launch config) at a real shape: CFI at hunyuan-video, temporal at Latte."""
+    if name == "cross_frame_intensity":
+        config = cfi_module._launch_config(num_frames=33, num_positions=3600, head_dim=128)
+        return cfi_module.cross_frame_intensity_kernel, config
+    config = temporal_module._launch_config(num_frames=16, num_sequences=1024, head_dim=72, value_dim=72)
+    return temporal_module.temporal_attention_kernel, config
+
+
+def compile_ptx(name: str, dtype: str, capability: int) -> str:
+    kernel, config = kernel_and_config(name)
+    kernel = jit_function(kernel)
+    config = dict(config)
+    num_warps = config.pop("num_warps")
+    constexprs = dict(config, UPCAST_OPERANDS=False, IEEE_DOT=False)
+    signature = {}
+    for arg in kernel.arg_names:
+        if arg in constexprs:
+            signature[arg] = "constexpr"
+        elif arg in FLOAT32_POINTERS:
+            signature[arg] = "*fp32"
+        elif arg.endswith("_ptr"):
+            signature[arg] = TRITON_DTYPES[dtype]
+        elif arg in FLOAT_SCALARS:
+            signature[arg] = "fp32"
+        else:
+            signature[arg] = "i32"
+    source = triton.compiler.ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+    compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32),
+                              options={"num_warps": num_warps})
+    return compiled.asm["ptx"]
+
+
+@pytest.mark.parametrize("dtype", sorted(TRITON_DTYPES))
+@pytest.mark.parametrize("capability", [80, 90], ids=lambda c: f"sm_{c}")
+@pytest.mark.parametrize("name", ["cross_frame_intensity", "temporal_attention"])
+def test_compiles_to_tensor_core_instructions(name, capability, dtype):
+    ptx = compile_ptx(name, dtype, capability)
+    assert f".target sm_{capability}" in ptx
+    if capability == 80:
+        assert "mma.sync" in ptx, f"{name} ({dtype}) has no mma on sm_80"
+    else:
+        assert "wgmma" in ptx or "mma.sync" in ptx, f"{name} ({dtype}) has no wgmma/mma on sm_90"
+    operand = {"fp16": ".f16", "bf16": ".bf16"}[dtype]
+    assert any(operand in line for line in ptx.splitlines() if "mma" in line), (
+        f"{name}: the tensor-core instructions do not take {dtype} operands"
+    )
