@@ -121,11 +121,14 @@ def cross_frame_intensity_kernel(
     tl.store(partial_ptr + batch_head.to(tl.int64) * tl.num_programs(0) + tile, partial)
 
 
-def _launch_config(num_frames: int, num_positions: int, head_dim: int) -> dict:
+def _launch_config(num_frames: int, num_positions: int, head_dim: int,
+                   dtype: torch.dtype = torch.float16) -> dict:
     """Tile sizes: ~128 rows (positions x query frames) per program, F chunked by at most 64."""
     block_m = frame_block(num_frames)
     block_d = head_dim_block(head_dim)
     rows = 128 if block_d <= 64 else 64  # keep the q tile + logits within the register budget
+    if dtype == torch.float32:  # fp32 dots run on FMA units and stage operands in shared memory:
+        rows //= 2  # half the rows keeps F = 256 within sm_80's 163 KiB
     block_s = max(1, min(rows // block_m, triton.next_power_of_2(num_positions)))
     return dict(BLOCK_S=block_s, BLOCK_M=block_m, BLOCK_N=block_m, BLOCK_D=block_d,
                 num_warps=4 if block_s * block_m * block_d <= 8192 else 8)
@@ -146,7 +149,7 @@ def per_batch_cross_frame_intensity(
     num_positions = tokens // num_frames
     if num_frames == 1:
         return torch.zeros(batch, dtype=torch.float32, device=query.device)
-    config = _launch_config(num_frames, num_positions, head_dim)
+    config = _launch_config(num_frames, num_positions, head_dim, query.dtype)
     num_tiles = triton.cdiv(num_positions, config["BLOCK_S"]) * triton.cdiv(num_frames, config["BLOCK_M"])
     partials = torch.empty(batch, heads, num_tiles, dtype=torch.float32, device=query.device)
     grid = (num_tiles, batch * heads)

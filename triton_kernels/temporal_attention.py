@@ -157,11 +157,17 @@ class TemporalAttention(NamedTuple):
     cross_frame_intensity: torch.Tensor  # [N_seq] float32, CFI of each sequence (0 when F == 1)
 
 
-def _launch_config(num_frames: int, num_sequences: int, head_dim: int, value_dim: int) -> dict:
+def _launch_config(num_frames: int, num_sequences: int, head_dim: int, value_dim: int,
+                   dtype: torch.dtype = torch.float16) -> dict:
     """~64-128 rows (sequences x query frames) per program; F chunked by at most 64 frames."""
-    block_m = frame_block(num_frames)
     block_d, block_dv = head_dim_block(head_dim), head_dim_block(value_dim)
-    rows = 128 if max(block_d, block_dv) <= 64 else 64  # q tile + accumulator in registers
+    wide = max(block_d, block_dv) > 64
+    rows = 64 if wide else 128  # q tile + accumulator in registers
+    largest_frame_block = 64
+    if dtype == torch.float32:  # fp32 dots run on FMA units and stage operands in shared memory:
+        rows //= 2  # smaller tiles keep F = 256, D = 128 within sm_80's 163 KiB
+        largest_frame_block = 32 if wide else 64
+    block_m = frame_block(num_frames, largest_frame_block)
     block_seq = max(1, min(rows // block_m, triton.next_power_of_2(num_sequences)))
     return dict(BLOCK_SEQ=block_seq, BLOCK_M=block_m, BLOCK_N=block_m, BLOCK_D=block_d,
                 BLOCK_DV=block_dv, num_warps=4 if block_seq * block_m <= 64 else 8)
@@ -193,7 +199,7 @@ def temporal_attention_with_cfi(
     if not (query.dtype == key.dtype == value.dtype):
         raise TypeError(f"query, key and value dtypes differ: {query.dtype}, {key.dtype}, {value.dtype}")
     scale = head_dim ** -0.5 if scale is None else float(scale)
-    config = _launch_config(num_frames, num_sequences, head_dim, value_dim)
+    config = _launch_config(num_frames, num_sequences, head_dim, value_dim, query.dtype)
     num_query_blocks = triton.cdiv(num_frames, config["BLOCK_M"])
     device = query.device
     out = torch.empty(num_sequences, heads, num_frames, value_dim, dtype=query.dtype, device=device)
