@@ -38,6 +38,15 @@ if not INTERPRETING:
         assert child.returncode == 0, f"interpreter tests failed:\n{report}"
         print(report.strip().splitlines()[-1])
 
+    def test_triton_backend_says_why_it_refuses_cpu_tensors():
+        import torch
+
+        from eav_kernels.backends import available_backends
+
+        query = torch.randn(1, 1, 6, 16)
+        reason = available_backends(query, query)["triton"]
+        assert reason is not None and "TRITON_INTERPRET=1" in reason
+
 else:
     import torch
     import torch.nn.functional as F
@@ -97,6 +106,12 @@ else:
         first = eav.cross_frame_intensity(query, key, 13, per_batch=True, backend="triton")
         second = eav.cross_frame_intensity(query, key, 13, per_batch=True, backend="triton")
         assert torch.equal(first, second)
+
+    def test_nan_input_gives_nan_for_its_batch_element_only():
+        query, key = random_query_key(2, 1, 13, 2, 40, torch.float32)
+        query[1, 0, 3, 5] = float("nan")
+        actual = eav.cross_frame_intensity(query, key, 13, per_batch=True, backend="triton")
+        assert torch.isfinite(actual[0]) and torch.isnan(actual[1])
 
     # ---------------------------------------------------------------- temporal attention + CFI
 
