@@ -145,6 +145,13 @@ def enhanced_sdpa(
     ``video_tokens`` (a slice of the token axis, ``None`` = all) holds the frame-major video
     tokens; other tokens (text) are attended normally and never scaled. Returns ``[B, H, N, Dv]``.
     """
+    fused = _fused_temporal_attention(
+        query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa,
+        num_frames=num_frames, enhance_weight=enhance_weight, video_tokens=video_tokens,
+        backend=backend,
+    )
+    if fused is not None:
+        return fused
     out, score = attention_with_enhance_score(
         query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa,
         num_frames=num_frames, enhance_weight=enhance_weight, video_tokens=video_tokens,
@@ -155,3 +162,47 @@ def enhanced_sdpa(
     return scale_video_tokens(
         out, score, video_tokens, token_dim=2, inplace=not out.requires_grad
     )
+
+
+def _fused_temporal_attention(
+    query: torch.Tensor,  # [B, H, N, D]
+    key: torch.Tensor,  # [B, Hk, N, D]
+    value: torch.Tensor,  # [B, Hk, N, Dv]
+    attn_mask: torch.Tensor | None,
+    dropout_p: float,
+    is_causal: bool,
+    scale: float | None,
+    enable_gqa: bool,
+    *,
+    num_frames: int,
+    enhance_weight: float,
+    video_tokens: slice | None,
+    backend: str,
+) -> torch.Tensor | None:
+    """``enhanced_sdpa`` in one Triton pass (issue #3) when the call is pure temporal attention.
+
+    Pure temporal attention: every token is video and the sequence is the frames (``N ==
+    num_frames``, a batch of B*S sequences as in Latte's temporal blocks), no mask, no dropout,
+    not causal, no autograd, and ``backend`` resolves to "triton". Returns the enhanced output
+    ``[B, H, N, Dv]``, or None to take the general path (which also reports invalid input).
+    """
+    tensors = (query, key, value)
+    if not all(isinstance(t, torch.Tensor) and t.dim() == 4 for t in tensors):
+        return None
+    tokens = query.shape[2]
+    if (attn_mask is not None or dropout_p != 0.0 or is_causal or num_frames < 2
+            or tokens != num_frames or key.shape[2] != tokens or value.shape[:3] != key.shape[:3]
+            or not query.dtype == key.dtype == value.dtype):
+        return None
+    if video_tokens is not None and resolve_video_tokens(video_tokens, tokens) != (0, tokens):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None  # the Triton kernel is forward-only
+    check_query_key(query, key, num_frames, enable_gqa=enable_gqa)
+    if select_backend(backend, query, key).name != "triton":
+        return None
+    from .triton_kernels.temporal_attention import temporal_attention_with_cfi
+
+    out, _, per_sequence_cfi = temporal_attention_with_cfi(query, key, value, scale)
+    score = enhance_score(per_sequence_cfi.mean(), num_frames, enhance_weight)
+    return scale_video_tokens(out, score, token_dim=2, inplace=True)

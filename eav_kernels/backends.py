@@ -54,6 +54,25 @@ def _compiled_op(query: torch.Tensor, key: torch.Tensor, num_frames: int, scale:
     return torch.ops.eav.cross_frame_intensity(query, key, num_frames, scale)
 
 
+def _triton_reason(query: torch.Tensor, key: torch.Tensor) -> Optional[str]:
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed (pip install 'eav-kernels[triton]')"
+    interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    if query.device.type == "cpu" and not interpreting:
+        return "runs on cuda tensors (cpu tensors only in Triton's interpreter, TRITON_INTERPRET=1)"
+    if query.device.type not in ("cuda", "cpu"):
+        return f"runs on cuda tensors, got {query.device.type}"
+    return None
+
+
+def _triton(query: torch.Tensor, key: torch.Tensor, num_frames: int, scale: float) -> torch.Tensor:
+    from .triton_kernels.cross_frame_intensity import per_batch_cross_frame_intensity
+
+    return per_batch_cross_frame_intensity(query, key, num_frames, scale)
+
+
 def _reference(query: torch.Tensor, key: torch.Tensor, num_frames: int, scale: float) -> torch.Tensor:
     per_batch = cross_frame_intensity_reference(query, key, num_frames, scale=scale, per_batch=True)
     return per_batch.to(torch.float32)
@@ -67,6 +86,12 @@ BACKENDS: types.MappingProxyType[str, Backend] = types.MappingProxyType({
             "CUDA kernel compiled into eav_kernels._C",
             _extension_op_reason("cuda"),
             _compiled_op,
+        ),
+        Backend(
+            "triton",
+            "Triton kernel (eav_kernels.triton_kernels), read in place, batched tl.dot",
+            _triton_reason,
+            _triton,
         ),
         Backend(
             "cpu",
