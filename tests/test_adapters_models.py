@@ -95,15 +95,18 @@ def test_step_window_changes_only_named_steps(case_and_model):
     _close(_enhanced(model, config, inside), expected)
 
 
-def test_per_sample_scores(case_and_model):
+@pytest.mark.parametrize("placement", ["to_out", "attention_output"])
+def test_per_sample_scores(case_and_model, placement):
     case, model = case_and_model
     names = attention_layer_names(model, case)
-    shared, per_sample = EnhanceAVideoConfig(weight=4.0), EnhanceAVideoConfig(weight=4.0, per_sample=True)
+    shared = EnhanceAVideoConfig(weight=4.0, placement=placement)
+    per_sample = EnhanceAVideoConfig(weight=4.0, per_sample=True, placement=placement)
     one = _inputs(case, batch_size=1)
     twins = {k: torch.cat([v, v]) if isinstance(v, torch.Tensor) else v for k, v in one.items()}
     _close(_enhanced(model, per_sample, twins), _enhanced(model, shared, twins))
     different = _inputs(case)
-    expected = reference_output(model, case, different, {n: 4.0 for n in names}, per_sample=True)
+    expected = reference_output(model, case, different, {n: 4.0 for n in names}, per_sample=True,
+                                placement=placement)
     out = _enhanced(model, per_sample, different)
     _close(out, expected)
     _differs(out, _enhanced(model, shared, different), at_least=1e-5)

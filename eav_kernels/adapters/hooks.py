@@ -115,7 +115,8 @@ class AttentionCapture(TorchFunctionMode):
         self.cross_frame_intensities.append(cfi)
         out = func(*args, **kwargs)  # [B, H, N, Dv]
         if self.score_in_call:
-            score = self.hook.score_from(cfi, batch_size=query.shape[0])
+            # one call holds the whole model batch here (B, or Latte's B * S temporal sequences)
+            score = self.hook.score_from(cfi, batch_size=self.hook.context.batch_size)
             out = scale_video_tokens(out, self.hook.expand_to_batch(score, out.shape[0]), video,
                                      token_dim=2, inplace=not out.requires_grad)
         return out
