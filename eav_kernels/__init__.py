@@ -4,6 +4,7 @@
     out = eav.enhanced_sdpa(q, k, v, num_frames=13, enhance_weight=3.4, video_tokens=slice(226, None))
 """
 
+from .adapters import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
 from .api import (
     attention_with_enhance_score,
     cross_frame_intensity,
@@ -17,6 +18,9 @@ from .reference import cross_frame_intensity_reference, official_style_cross_fra
 __version__ = "0.1.0"
 
 __all__ = [
+    "EnhanceAVideoConfig",
+    "apply_enhance_a_video",
+    "remove_enhance_a_video",
     "attention_with_enhance_score",
     "available_backends",
     "cross_frame_intensity",

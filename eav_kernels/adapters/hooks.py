@@ -1,0 +1,262 @@
+"""The shared machinery: diffusers ``ModelHook``s that add Enhance-A-Video to any ``AdapterSpec``.
+
+Three hooks, all registered in diffusers' own ``HookRegistry`` (so they stack with
+``apply_first_block_cache`` & co. and come off cleanly):
+
+- ``EnhanceAVideoTransformerHook`` on the transformer: reads this forward's latent frame count,
+  batch size and denoising progress into a ``ForwardContext`` shared with the layer hooks of the
+  same model (no module-level state: two models carry two contexts).
+- ``EnhanceAVideoAttentionHook`` on each selected self-attention layer: runs the layer under an
+  ``AttentionCapture`` (a ``TorchFunctionMode`` live only during that layer's forward), which sees
+  the layer's own ``scaled_dot_product_attention`` call(s) with q/k exactly as handed to attention
+  (after QK-norm and RoPE), computes the cross-frame intensity of the video tokens, and, for
+  ``placement="attention_output"``, scales the video rows of the attention output. For
+  ``placement="to_out"`` the hook scales the layer's video output after the output projection.
+- ``EnhanceAVideoResidualHook`` where a spec names a ``residual_branch`` (Mochi's ``norm2``):
+  scales that module's output with the score its layer just computed.
+
+Why a ``TorchFunctionMode`` and not a wrapped processor: processors differ per model (CogVideoX
+calls ``F.scaled_dot_product_attention`` on ``[B, H, N, D]``, Wan/LTX/HunyuanVideo go through
+``dispatch_attention_fn`` on ``[B, N, H, D]``, Mochi loops over the batch); all of them end in
+``F.scaled_dot_product_attention`` on ``[B, H, N, D]`` with the native backend, and a mode scoped
+to one layer's forward intercepts exactly that call without copying or replacing any processor
+and without patching any module attribute. A layer that makes no such call (a non-native
+attention backend) raises instead of silently running unenhanced.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers.hooks import HookRegistry, ModelHook
+from torch.overrides import TorchFunctionMode
+
+from ..api import cross_frame_intensity, enhance_score, scale_video_tokens
+from .config import EnhanceAVideoConfig
+from .models import SUPPORTED_MODELS
+from .spec import AdapterSpec, find_spec
+
+TRANSFORMER_HOOK = "enhance_a_video"
+ATTENTION_HOOK = "enhance_a_video_attention"
+RESIDUAL_HOOK = "enhance_a_video_residual"
+_HOOK_NAMES = (TRANSFORMER_HOOK, ATTENTION_HOOK, RESIDUAL_HOOK)
+
+_SDPA_PARAMETERS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+@dataclass
+class ForwardContext:
+    """What the transformer's current forward tells its layer hooks. Kept after the forward
+    returns, so activation-checkpointing recomputation sees the same values."""
+
+    num_frames: int | None = None
+    batch_size: int | None = None
+    active: bool = False
+
+
+class EnhanceAVideoTransformerHook(ModelHook):
+    """Reads ``num_frames``, the batch size and the denoising window off each transformer forward."""
+
+    def __init__(self, spec: AdapterSpec, config: EnhanceAVideoConfig, context: ForwardContext,
+                 forward_signature: inspect.Signature):
+        super().__init__()
+        self.spec, self.config, self.context = spec, config, context
+        self._forward_signature = forward_signature
+
+    def pre_forward(self, module: torch.nn.Module, *args, **kwargs):
+        arguments = self._forward_signature.bind_partial(*args, **kwargs).arguments
+        self.context.active = self.config.is_active_at(self._progress(arguments.get("timestep")))
+        self.context.num_frames = self.spec.num_frames(module, arguments)
+        self.context.batch_size = arguments["hidden_states"].shape[0]
+        return args, kwargs
+
+    def _progress(self, timestep: torch.Tensor | float | None) -> float | None:
+        """Denoising progress in [0, 1] (0 = pure noise) of a ``timestep`` (scalar, ``[B]`` or
+        ``[B, N]`` per token: the noisiest entry sets the schedule position)."""
+        if timestep is None:
+            return None
+        timestep = torch.as_tensor(timestep)
+        noise_level = (timestep.min() if self.spec.timestep_rises else timestep.max()).item()
+        fraction = noise_level / self.config.num_train_timesteps
+        return fraction if self.spec.timestep_rises else 1.0 - fraction
+
+
+class AttentionCapture(TorchFunctionMode):
+    """Live during one layer's forward: sees its ``F.scaled_dot_product_attention`` calls.
+
+    Each call's per-batch CFI of the video tokens is collected (a layer may make several calls:
+    Mochi makes one per batch element). With ``score_in_call`` the call's own score multiplies
+    the video rows of its output (``placement="attention_output"``).
+    """
+
+    def __init__(self, hook: "EnhanceAVideoAttentionHook", video_token_count: int, score_in_call: bool):
+        super().__init__()
+        self.hook = hook
+        self.video_token_count = video_token_count
+        self.score_in_call = score_in_call
+        self.cross_frame_intensities: list[torch.Tensor] = []  # one [B_call] per call
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not F.scaled_dot_product_attention:
+            return func(*args, **kwargs)
+        call = dict(zip(_SDPA_PARAMETERS, args), **kwargs)
+        query, key = call["query"], call["key"]  # [B, H, N, D], [B, Hk, N, D]
+        video = self.hook.spec.video_token_range(query.shape[2], self.video_token_count)
+        with torch.no_grad():
+            cfi = cross_frame_intensity(  # [B_call] float32
+                query[:, :, video], key[:, :, video], self.hook.context.num_frames,
+                scale=call.get("scale"), per_batch=True, backend=self.hook.config.backend,
+            )
+        self.cross_frame_intensities.append(cfi)
+        out = func(*args, **kwargs)  # [B, H, N, Dv]
+        if self.score_in_call:
+            # one call holds the whole model batch here (B, or Latte's B * S temporal sequences)
+            score = self.hook.score_from(cfi, batch_size=self.hook.context.batch_size)
+            out = scale_video_tokens(out, self.hook.expand_to_batch(score, out.shape[0]), video,
+                                     token_dim=2, inplace=not out.requires_grad)
+        return out
+
+
+class EnhanceAVideoAttentionHook(ModelHook):
+    """Enhance-A-Video on one self-attention layer (see the module docstring)."""
+
+    def __init__(self, layer_name: str, spec: AdapterSpec, config: EnhanceAVideoConfig,
+                 enhance_weight: float, context: ForwardContext):
+        super().__init__()
+        self.layer_name, self.spec, self.config, self.context = layer_name, spec, config, context
+        self.enhance_weight = enhance_weight
+        self.last_score: torch.Tensor | None = None  # 0-d or [B]: the score of the latest call
+        self.pending_residual_score: torch.Tensor | None = None  # for the residual-branch hook
+
+    def new_forward(self, module: torch.nn.Module, *args, **kwargs):
+        self.pending_residual_score = None
+        if not self.context.active:
+            return self.fn_ref.original_forward(*args, **kwargs)
+        hidden_states = args[0] if args else kwargs["hidden_states"]  # [B, N_video, C]
+        score_in_call = self.config.placement == "attention_output" and self.spec.residual_branch is None
+        capture = AttentionCapture(self, hidden_states.shape[1], score_in_call)
+        with capture:
+            output = self.fn_ref.original_forward(*args, **kwargs)
+        if not capture.cross_frame_intensities:
+            raise RuntimeError(
+                f"Enhance-A-Video saw no torch.nn.functional.scaled_dot_product_attention call in "
+                f"{self.layer_name}: its attention backend bypasses torch SDPA. Use diffusers' "
+                "native attention backend for enhanced layers."
+            )
+        self.last_score = self.score_from(torch.cat(capture.cross_frame_intensities),
+                                          batch_size=self.context.batch_size)
+        if score_in_call:
+            return output
+        if self.spec.residual_branch is not None:
+            self.pending_residual_score = self.last_score
+            return output
+        return _map_video_output(output, lambda video: self.scale_video(video, self.last_score))
+
+    def score_from(self, cross_frame_intensity_per_sequence: torch.Tensor,  # [L] float32
+                   batch_size: int) -> torch.Tensor:
+        """The score (0-d, or ``[batch_size]`` with ``per_sample``) from the CFIs of ``L``
+        attention sequences, ``L`` a multiple of ``batch_size``, batch-major (Latte folds
+        ``B * S`` temporal sequences into its batch as ``b * S + s``)."""
+        cfi = cross_frame_intensity_per_sequence
+        if self.config.per_sample:
+            if cfi.shape[0] % batch_size:
+                raise ValueError(
+                    f"{self.layer_name}: {cfi.shape[0]} attention sequences do not fold into a "
+                    f"batch of {batch_size} for per_sample scores"
+                )
+            cfi = cfi.view(batch_size, -1).mean(dim=1)
+        else:
+            cfi = cfi.mean()
+        return enhance_score(cfi, self.context.num_frames, self.enhance_weight)
+
+    @staticmethod
+    def expand_to_batch(score: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """``score`` (0-d or ``[B]``) for a tensor whose batch is ``batch_size = B * k``."""
+        if score.dim() == 0 or score.shape[0] == batch_size:
+            return score
+        return score.repeat_interleave(batch_size // score.shape[0])
+
+    def scale_video(self, video: torch.Tensor,  # [B', N_video, C]: every token is video
+                    score: torch.Tensor) -> torch.Tensor:
+        return scale_video_tokens(video, self.expand_to_batch(score, video.shape[0]), token_dim=1)
+
+
+class EnhanceAVideoResidualHook(ModelHook):
+    """Scales a residual-branch module's video output (``[B, N_video, C]``) by its layer's score."""
+
+    def __init__(self, attention_hook: EnhanceAVideoAttentionHook):
+        super().__init__()
+        self.attention_hook = attention_hook
+
+    def post_forward(self, module: torch.nn.Module, output: torch.Tensor) -> torch.Tensor:
+        score, self.attention_hook.pending_residual_score = self.attention_hook.pending_residual_score, None
+        return output if score is None else self.attention_hook.scale_video(output, score)
+
+
+def _map_video_output(output: Any, scale_video) -> Any:
+    """Apply ``scale_video`` to a layer output: a video tensor, or a ``(video, text)`` tuple."""
+    if isinstance(output, tuple):
+        return (scale_video(output[0]),) + tuple(output[1:])
+    return scale_video(output)
+
+
+def apply_enhance_a_video(transformer: torch.nn.Module, config: EnhanceAVideoConfig) -> None:
+    """Enable Enhance-A-Video on a diffusers video transformer, in place.
+
+    ``transformer``: one of the supported diffusers transformers (``SUPPORTED_MODELS``).
+    Raises ``TypeError`` for an unsupported model (listing the supported ones), ``ValueError`` if
+    the adapter finds no layer or the config selects none, and ``RuntimeError`` if already applied.
+    Undo with ``remove_enhance_a_video``.
+    """
+    spec = find_spec(transformer, SUPPORTED_MODELS)
+    layers = spec.targeted_layers(transformer)
+    weights = config.layer_weights([name for name, _ in layers])
+    registry = HookRegistry.check_if_exists_or_initialize(transformer)
+    if registry.get_hook(TRANSFORMER_HOOK) is not None:
+        raise RuntimeError("Enhance-A-Video is already applied to this transformer; remove it first")
+    context = ForwardContext()
+    forward_signature = inspect.signature(transformer.forward)
+    for name, layer in layers:
+        if name not in weights:
+            continue
+        attention_hook = EnhanceAVideoAttentionHook(name, spec, config, weights[name], context)
+        HookRegistry.check_if_exists_or_initialize(layer).register_hook(attention_hook, ATTENTION_HOOK)
+        if spec.residual_branch is not None:
+            block = transformer.get_submodule(name.rpartition(".")[0])
+            branch = block.get_submodule(spec.residual_branch)
+            HookRegistry.check_if_exists_or_initialize(branch).register_hook(
+                EnhanceAVideoResidualHook(attention_hook), RESIDUAL_HOOK
+            )
+    registry.register_hook(
+        EnhanceAVideoTransformerHook(spec, config, context, forward_signature), TRANSFORMER_HOOK
+    )
+    registry.invalidate_child_registries_cache()
+
+
+def remove_enhance_a_video(transformer: torch.nn.Module) -> None:
+    """Remove every Enhance-A-Video hook from ``transformer``: it computes exactly as before.
+    Registries left empty are deleted and ``forward`` restored to the class method."""
+    for module in transformer.modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        if registry is None:
+            continue
+        for name in _HOOK_NAMES:
+            registry.remove_hook(name, recurse=False)
+        if not registry.hooks:
+            del module._diffusers_hook
+            _restore_class_forward(module)
+    registry = getattr(transformer, "_diffusers_hook", None)
+    if registry is not None:
+        registry.invalidate_child_registries_cache()
+
+
+def _restore_class_forward(module: torch.nn.Module) -> None:
+    """Drop an instance ``forward`` that is just the class's own bound ``forward``."""
+    forward = module.__dict__.get("forward")
+    if getattr(forward, "__self__", None) is module and getattr(forward, "__func__", None) is type(module).forward:
+        del module.forward

@@ -1,0 +1,324 @@
+"""Tiny random-weight diffusers video transformers, and an independent Enhance-A-Video reference.
+
+The reference shares no code with ``eav_kernels.adapters``: it patches
+``torch.nn.functional.scaled_dot_product_attention`` for the duration of one forward (test-only),
+uses plain ``torch.nn.Module`` forward hooks, computes CFI with the float64
+``cross_frame_intensity_reference`` and scales with its own arithmetic. Where to scale comes from
+this file's own per-model table (``ModelCase``), written from reading each diffusers block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+import eav_kernels as eav
+
+
+@dataclass
+class ModelCase:
+    name: str
+    build: Callable[[], torch.nn.Module]
+    inputs: Callable[..., dict[str, Any]]  # (batch_size, generator, timestep) -> forward kwargs
+    self_attention: str  # regex (fullmatch) of the self-attention modules
+    text: str | None  # "first" / "last" / None: text position in each SDPA call
+    num_frames: int  # latent frames after temporal patching, for the inputs above
+    residual_branch: str | None = None  # sibling module whose output gets the score (Mochi)
+    timestep_rises: bool = False
+
+
+def randomise_(model: torch.nn.Module, generator: torch.Generator) -> torch.nn.Module:
+    """Every parameter random (several models zero-initialise gates and output projections,
+    which would make an equality test blind)."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            if parameter.dim() >= 2:
+                parameter.copy_(noise / math.sqrt(parameter[0].numel()))
+            else:
+                parameter.copy_(0.5 * noise)
+    return model.eval()
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _randn(generator, *shape):
+    return torch.randn(*shape, generator=generator)
+
+
+# ---- CogVideoX 1.0 and 1.5 ------------------------------------------------------------------
+
+def _cogvideox(patch_size_t=None, rotary=False):
+    from diffusers import CogVideoXTransformer3DModel
+
+    head_dim = 16 if rotary else 8  # 3D RoPE splits head_dim in 1/4 + 3/8 + 3/8, each even
+
+    def build():
+        model = CogVideoXTransformer3DModel(
+            num_attention_heads=2, attention_head_dim=head_dim, in_channels=4, out_channels=4,
+            time_embed_dim=8, text_embed_dim=16, num_layers=2, sample_width=8, sample_height=8,
+            sample_frames=9, patch_size=2, patch_size_t=patch_size_t, temporal_compression_ratio=4,
+            max_text_seq_length=5, use_rotary_positional_embeddings=rotary,
+        )
+        return randomise_(model, _gen(0))
+
+    frames = 3 * (patch_size_t or 1)
+
+    def inputs(batch_size, generator, timestep=500.0):
+        kwargs = dict(
+            hidden_states=_randn(generator, batch_size, frames, 4, 8, 8),  # [B, F, C, H, W]
+            encoder_hidden_states=_randn(generator, batch_size, 5, 16),
+            timestep=torch.full((batch_size,), timestep),
+            return_dict=False,
+        )
+        if rotary:
+            from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+            kwargs["image_rotary_emb"] = get_3d_rotary_pos_embed(
+                embed_dim=head_dim, crops_coords=((0, 0), (4, 4)), grid_size=(4, 4), temporal_size=3,
+            )
+        return kwargs
+
+    return build, inputs
+
+
+# ---- HunyuanVideo ---------------------------------------------------------------------------
+
+def _hunyuan_build():
+    from diffusers import HunyuanVideoTransformer3DModel
+
+    model = HunyuanVideoTransformer3DModel(
+        in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=1,
+        num_single_layers=1, num_refiner_layers=1, patch_size=2, patch_size_t=1,
+        text_embed_dim=16, pooled_projection_dim=8, rope_axes_dim=(2, 2, 4), guidance_embeds=True,
+    )
+    return randomise_(model, _gen(1))
+
+
+def _hunyuan_inputs(batch_size, generator, timestep=500.0):
+    mask = torch.ones(batch_size, 5, dtype=torch.bool)
+    mask[:, -1] = False  # one padded text token
+    return dict(
+        hidden_states=_randn(generator, batch_size, 4, 3, 8, 8),  # [B, C, F, H, W]
+        timestep=torch.full((batch_size,), timestep),
+        encoder_hidden_states=_randn(generator, batch_size, 5, 16),
+        encoder_attention_mask=mask,
+        pooled_projections=_randn(generator, batch_size, 8),
+        guidance=torch.full((batch_size,), 3.0),
+        return_dict=False,
+    )
+
+
+# ---- Wan 2.1 --------------------------------------------------------------------------------
+
+def _wan_build():
+    from diffusers import WanTransformer3DModel
+
+    model = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4,
+        out_channels=4, text_dim=16, freq_dim=16, ffn_dim=16, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+    )
+    return randomise_(model, _gen(2))
+
+
+def _wan_inputs(batch_size, generator, timestep=500.0):
+    return dict(
+        hidden_states=_randn(generator, batch_size, 4, 3, 8, 8),  # [B, C, F, H, W]
+        timestep=torch.full((batch_size,), timestep),
+        encoder_hidden_states=_randn(generator, batch_size, 5, 16),
+        return_dict=False,
+    )
+
+
+# ---- LTX-Video ------------------------------------------------------------------------------
+
+def _ltx_build():
+    from diffusers import LTXVideoTransformer3DModel
+
+    model = LTXVideoTransformer3DModel(
+        in_channels=4, out_channels=4, patch_size=1, patch_size_t=1, num_attention_heads=2,
+        attention_head_dim=8, cross_attention_dim=16, num_layers=2, caption_channels=16,
+    )
+    return randomise_(model, _gen(3))
+
+
+def _ltx_inputs(batch_size, generator, timestep=500.0):
+    return dict(
+        hidden_states=_randn(generator, batch_size, 3 * 4 * 4, 4),  # [B, F*H*W, C] packed
+        encoder_hidden_states=_randn(generator, batch_size, 5, 16),
+        timestep=torch.full((batch_size,), timestep),
+        encoder_attention_mask=torch.ones(batch_size, 5),
+        num_frames=3, height=4, width=4,
+        return_dict=False,
+    )
+
+
+# ---- Mochi ----------------------------------------------------------------------------------
+
+def _mochi_build():
+    from diffusers import MochiTransformer3DModel
+
+    model = MochiTransformer3DModel(
+        patch_size=2, num_attention_heads=2, attention_head_dim=8, num_layers=2,
+        pooled_projection_dim=16, in_channels=4, out_channels=4, text_embed_dim=16,
+        time_embed_dim=4, max_sequence_length=16,
+    )
+    return randomise_(model, _gen(4))
+
+
+def _mochi_inputs(batch_size, generator, timestep=500.0):
+    mask = torch.ones(batch_size, 5, dtype=torch.bool)
+    mask[0, -2:] = False  # padded text tokens: the processor drops them per sample
+    return dict(
+        hidden_states=_randn(generator, batch_size, 4, 3, 8, 8),  # [B, C, F, H, W]
+        encoder_hidden_states=_randn(generator, batch_size, 5, 16),
+        timestep=torch.full((batch_size,), timestep),
+        encoder_attention_mask=mask,
+        return_dict=False,
+    )
+
+
+# ---- Latte ----------------------------------------------------------------------------------
+
+def _latte_build():
+    from diffusers import LatteTransformer3DModel
+
+    model = LatteTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=1,
+        cross_attention_dim=16, attention_bias=True, sample_size=8, patch_size=2,
+        activation_fn="gelu-approximate", num_embeds_ada_norm=1000, norm_type="ada_norm_single",
+        norm_elementwise_affine=False, norm_eps=1e-6, caption_channels=16, video_length=3,
+    )
+    return randomise_(model, _gen(5))
+
+
+def _latte_inputs(batch_size, generator, timestep=500.0):
+    return dict(
+        hidden_states=_randn(generator, batch_size, 4, 3, 8, 8),  # [B, C, F, H, W]
+        timestep=torch.full((batch_size,), timestep),
+        encoder_hidden_states=_randn(generator, batch_size, 5, 16),
+        return_dict=False,
+    )
+
+
+CASES = {
+    case.name: case
+    for case in [
+        ModelCase("cogvideox", *_cogvideox(), r"transformer_blocks\.\d+\.attn1", "first", 3),
+        ModelCase("cogvideox1.5", *_cogvideox(patch_size_t=2, rotary=True),
+                  r"transformer_blocks\.\d+\.attn1", "first", 3),
+        ModelCase("hunyuan_video", _hunyuan_build, _hunyuan_inputs,
+                  r"(single_)?transformer_blocks\.\d+\.attn", "last", 3),
+        ModelCase("wan", _wan_build, _wan_inputs, r"blocks\.\d+\.attn1", None, 3),
+        ModelCase("ltx_video", _ltx_build, _ltx_inputs, r"transformer_blocks\.\d+\.attn1", None, 3),
+        ModelCase("mochi", _mochi_build, _mochi_inputs, r"transformer_blocks\.\d+\.attn1", "last", 3,
+                  residual_branch="norm2", timestep_rises=True),
+        ModelCase("latte", _latte_build, _latte_inputs, r"temporal_transformer_blocks\.\d+\.attn1",
+                  None, 3),
+    ]
+}
+
+
+def run(model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**inputs)[0]
+
+
+# ---- the independent reference --------------------------------------------------------------
+
+def _video_rows(sequence_length: int, video_count: int, text: str | None) -> slice:
+    return slice(sequence_length - video_count, sequence_length) if text == "first" else slice(0, video_count)
+
+
+def _times(tensor: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """tensor [B', ...] * factor (0-d or [B], B' = B * k batch-major), in float32, rounded once."""
+    if factor.dim() == 1:
+        factor = factor.repeat_interleave(tensor.shape[0] // factor.shape[0])
+        factor = factor.reshape((-1,) + (1,) * (tensor.dim() - 1))
+    return (tensor.float() * factor.float()).to(tensor.dtype)
+
+
+def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], *,
+                     placement="to_out", per_sample=False) -> torch.Tensor:
+    """The model's output with Enhance-A-Video applied to the layers in ``weights``
+    (``{module name: enhance weight}``), computed independently of ``eav_kernels.adapters``."""
+    batch_size = inputs["hidden_states"].shape[0]
+    current = {}  # layer name -> {"video": int, "cfis": [per-call [B_call] float64]}
+    active_layer: list[str | None] = [None]
+    original_sdpa = F.scaled_dot_product_attention
+
+    def score(name, cfi):  # cfi [L] float64, L = batch_size * k
+        cfi = cfi.view(batch_size, -1).mean(1) if per_sample else cfi.mean()
+        return (cfi * (case.num_frames + weights[name])).clamp(min=1.0).float()
+
+    def patched_sdpa(query, key, value, *args, **kwargs):
+        out = original_sdpa(query, key, value, *args, **kwargs)
+        name = active_layer[0]
+        if name is None:
+            return out
+        rows = _video_rows(query.shape[2], current[name]["video"], case.text)
+        cfi = eav.cross_frame_intensity_reference(
+            query[:, :, rows], key[:, :, rows], case.num_frames,
+            scale=kwargs.get("scale") or query.shape[-1] ** -0.5, per_batch=True,
+        )
+        current[name]["cfis"].append(cfi)
+        if placement == "attention_output" and case.residual_branch is None:
+            out = out.clone()
+            out[:, :, rows] = _times(out[:, :, rows], score(name, cfi))
+        return out
+
+    def pre_hook(name):
+        def hook(module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            current[name] = {"video": hidden.shape[1], "cfis": []}
+            active_layer[0] = name
+        return hook
+
+    def post_hook(name):
+        def hook(module, args, kwargs, output):
+            active_layer[0] = None
+            layer_score = score(name, torch.cat(current[name]["cfis"]))
+            current[name]["score"] = layer_score
+            if case.residual_branch is not None or placement == "attention_output":
+                return output
+            if isinstance(output, tuple):
+                return (_times(output[0], layer_score),) + output[1:]
+            return _times(output, layer_score)
+        return hook
+
+    def residual_hook(name):
+        def hook(module, args, output):
+            return _times(output, current[name]["score"])
+        return hook
+
+    handles = []
+    pattern = re.compile(case.self_attention)
+    for name, module in model.named_modules():
+        if pattern.fullmatch(name) and name in weights:
+            handles.append(module.register_forward_pre_hook(pre_hook(name), with_kwargs=True))
+            handles.append(module.register_forward_hook(post_hook(name), with_kwargs=True))
+            if case.residual_branch:
+                parent = model.get_submodule(name.rpartition(".")[0])
+                handles.append(parent.get_submodule(case.residual_branch).register_forward_hook(residual_hook(name)))
+    assert len(handles) > 0 or not weights, f"reference matched no layer of {case.name}"
+    try:
+        F.scaled_dot_product_attention = patched_sdpa
+        return run(model, inputs)
+    finally:
+        F.scaled_dot_product_attention = original_sdpa
+        for handle in handles:
+            handle.remove()
+
+
+def attention_layer_names(model, case: ModelCase) -> list[str]:
+    pattern = re.compile(case.self_attention)
+    return [name for name, _ in model.named_modules() if pattern.fullmatch(name)]

@@ -1,0 +1,53 @@
+"""Config validation and the loud errors of apply_enhance_a_video."""
+
+import pytest
+import torch
+
+from adapters_tiny_models import CASES
+from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
+from eav_kernels.adapters import AdapterSpec, supported_models
+
+pytest.importorskip("diffusers")
+
+
+def test_unsupported_model_lists_supported_ones():
+    with pytest.raises(TypeError) as error:
+        apply_enhance_a_video(torch.nn.Linear(2, 2), EnhanceAVideoConfig())
+    for name in ("CogVideoXTransformer3DModel", "HunyuanVideoTransformer3DModel", "WanTransformer3DModel",
+                 "LTXVideoTransformer3DModel", "MochiTransformer3DModel", "LatteTransformer3DModel"):
+        assert name in str(error.value)
+    assert len(supported_models()) == 6
+
+
+def test_spec_matching_no_layer_is_loud():
+    spec = AdapterSpec(model="WanTransformer3DModel", self_attention=r"blocks\.\d+\.attention",
+                       text=None, num_frames=lambda model, arguments: 1)
+    with pytest.raises(ValueError, match="matches no module"):
+        spec.targeted_layers(CASES["wan"].build())
+
+
+def test_bad_selections_and_double_apply_are_loud():
+    model = CASES["wan"].build()
+    with pytest.raises(ValueError, match="matches none"):
+        apply_enhance_a_video(model, EnhanceAVideoConfig(layers={r"nothing\.here": 1.0}))
+    with pytest.raises(IndexError, match="out of range"):
+        apply_enhance_a_video(model, EnhanceAVideoConfig(layers=[7]))
+    apply_enhance_a_video(model, EnhanceAVideoConfig())
+    with pytest.raises(RuntimeError, match="already applied"):
+        apply_enhance_a_video(model, EnhanceAVideoConfig())
+    remove_enhance_a_video(model)
+
+
+@pytest.mark.parametrize("kwargs", [dict(start=0.6, end=0.5), dict(end=1.5), dict(placement="qkv"),
+                                    dict(layers="0")])
+def test_config_validation(kwargs):
+    with pytest.raises((ValueError, TypeError)):
+        EnhanceAVideoConfig(**kwargs)
+
+
+def test_window_needs_a_timestep():
+    config = EnhanceAVideoConfig(start=0.2)
+    with pytest.raises(ValueError, match="timestep"):
+        config.is_active_at(None)
+    assert EnhanceAVideoConfig().is_active_at(None)
+    assert config.is_active_at(0.2) and not config.is_active_at(0.1) and config.is_active_at(1.0)
