@@ -44,13 +44,13 @@ GENCODE=()
 for arch in $ARCHS; do GENCODE+=("-gencode=arch=compute_${arch},code=sm_${arch}"); done
 NVCC_FLAGS=(-std=c++17 -O3 -lineinfo -Xptxas=-warn-spills "${GENCODE[@]}")
 
-# The cache key: compiler versions, flags and every header/source under csrc.
-key=$({ "$NVCC" --version; echo "${NVCC_FLAGS[*]}" "$PYTHON";
-        find csrc -type f \( -name '*.cu' -o -name '*.cuh' -o -name '*.h' -o -name '*.cpp' \) \
-          -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
-
 TORCH_INCLUDE=$("$PYTHON" -c 'import torch.utils.cpp_extension as e; print(" ".join(e.include_paths()))' 2>/dev/null || true)
 PY_INCLUDE=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)
+
+# The cache key: compiler versions, flags and every header/source under csrc.
+key=$({ "$NVCC" --version; echo "${NVCC_FLAGS[*]}" "$TORCH_INCLUDE";
+        find csrc -type f \( -name '*.cu' -o -name '*.cuh' -o -name '*.h' -o -name '*.cpp' \) \
+          -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 
 pids=()
 names=()
