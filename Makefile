@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EXTENSION_SOURCES := $(shell find csrc cmake -type f 2>/dev/null) CMakeLists.txt setup.py
 
-.PHONY: all venv build test demo bench clean
+.PHONY: all venv build test demo bench clean cuda-check wheel-env wheel
 
 all: build
 
@@ -33,6 +33,27 @@ test: build
 
 demo: build
 	$(PY) benchmarks/bench_cfi.py --preset cogvideox-2b --preset wan2.1-1.3b --repeats 3
+
+# Compiles every .cu for sm_80 and sm_90a with this machine's nvcc and lists the cubins (no GPU,
+# no CUDA torch needed); also syntax-checks the torch-facing CUDA launcher against .venv's torch.
+cuda-check: venv
+	PYTHON=$(PY) tools/cuda_check.sh
+
+# Wheels for named CUDA arches: make wheel EAV_CUDA_ARCHS="80;90a". Built in build/wheel-env, a
+# separate environment with the CUDA build of torch (tools/wheel_env.sh), never in .venv.
+WHEEL_ENV ?= build/wheel-env
+EAV_CUDA_ARCHS ?= 80;90a
+# The toolkit's real directory: torch's CMake (FindCUDA) looks there for headers and libcudart; an
+# nvcc wrapper script on PATH (/usr/local/bin/nvcc here) would make it guess /usr/local.
+CUDA_HOME ?= /usr/local/cuda
+wheel-env:
+	WHEEL_ENV=$(WHEEL_ENV) tools/wheel_env.sh
+
+wheel: wheel-env
+	EAV_CUDA_ARCHS="$(EAV_CUDA_ARCHS)" EAV_BUILD_DIR=build/wheel-cmake MAX_JOBS=$${MAX_JOBS:-1} \
+	  CUDA_PATH=$(CUDA_HOME) CUDACXX=$(CUDA_HOME)/bin/nvcc PATH=$(CUDA_HOME)/bin:$$PATH \
+	  $(WHEEL_ENV)/bin/python -m pip wheel --no-build-isolation --no-deps --no-index -w dist .
+	tools/verify_wheel.sh "$$(ls -t dist/eav_kernels-*.whl | head -1)" "$(EAV_CUDA_ARCHS)"
 
 clean:
 	rm -rf build $(VENV) eav_kernels/_C*.so *.egg-info

@@ -1,0 +1,46 @@
+// Deterministic reductions: fixed shuffle trees and fixed shared-memory orders, no atomics, so a
+// result does not depend on scheduling and repeated calls are bitwise equal.
+#pragma once
+
+namespace eav::cuda {
+
+// Butterfly all-reduce over the 4 lanes of a quad (lanes 4g .. 4g + 3). Every lane ends with the
+// same bits: each step adds the same two values (a + b == b + a exactly).
+__device__ __forceinline__ float quad_sum(float value) {
+  value += __shfl_xor_sync(0xffffffffu, value, 1);
+  value += __shfl_xor_sync(0xffffffffu, value, 2);
+  return value;
+}
+
+__device__ __forceinline__ float quad_max(float value) {
+  value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 1));
+  value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 2));
+  return value;
+}
+
+// Butterfly all-reduce over a whole warp (same bits on every lane, as above).
+__device__ __forceinline__ float warp_sum(float value) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) {
+    value += __shfl_xor_sync(0xffffffffu, value, offset);
+  }
+  return value;
+}
+
+// Sum of `value` over the kWarps * 32 threads of the block, valid on thread 0: a warp tree, then
+// the warp sums added in warp order by thread 0.
+template <int kWarps>
+__device__ __forceinline__ float block_sum(float value) {
+  __shared__ float warp_sums[kWarps];
+  value = warp_sum(value);
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = value;
+  __syncthreads();
+  float total = 0.f;
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) total += warp_sums[w];
+  }
+  return total;
+}
+
+}  // namespace eav::cuda

@@ -1,0 +1,343 @@
+// CUDA cross-frame intensity (DESIGN.md section 1 and section 3, contract 1).
+//
+// For every (batch b, head h, spatial position s) the F x F temporal logits scale * Q_s K_s^T
+// (Q_s, K_s: the F frames of position s, rows t * S + s of q and k) are reduced row by row to the
+// off-diagonal softmax mass; only per-block sums of those masses leave the kernel. The F x F map
+// is never stored and q, k are read in place (any strides, 64-bit offsets).
+//
+// Work decomposition (both kernels): one thread block = kPositionsPerBlock consecutive spatial
+// positions of one (b, h); it writes one partial (the sum of its rows' off-diagonal masses). A
+// second kernel adds a batch element's partials in a fixed order. Consecutive positions are
+// consecutive tokens, so a block reads a few contiguous runs of q and k.
+//
+// fp16/bf16 on sm_80+: tensor cores (mma.sync m16n8k16, fp32 accumulation). A warp takes one
+// (position, 16-query-frame tile) item: F <= 16 frames fit one tile exactly; larger F takes
+// ceil(F / 16) query tiles, each looping over key frames in chunks of 16 (two n8 MMAs) with an
+// online softmax (row_softmax.cuh). The warps of a block take the items of its positions round
+// robin, so the query tiles of one position run side by side and share its key frames in L1.
+// Why not pack several positions into one tile: at the realistic F (13 .. 33) the waste of padding
+// F to 16 / 48 costs tensor-core cycles we have in excess (CFI is memory bound: ~24 GFLOP against
+// 1.46 GB at hunyuan-video), and packing would need a block-diagonal mask and shared-memory
+// staging; direct-from-global fragments keep the kernel simple.
+// fp32 (and fp16/bf16 below sm_80): a simple SIMT kernel, a warp per position, fp32 dot products
+// with a warp all-reduce. fp32 inputs must not be rounded to tf32/bf16 (the contract for fp32
+// is fp32-level error), and fp32 is not the dtype these models run in.
+
+#include "cross_frame_intensity_cuda.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cstdint>
+
+#include "block_reduce.cuh"
+#include "mma.cuh"
+#include "row_softmax.cuh"
+
+namespace eav::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kPositionsPerBlock = 8;   // 8 positions x up to 3 query tiles (F <= 48) = 24 items
+constexpr int kFrameTile = 16;          // query frames per MMA tile, key frames per softmax chunk
+constexpr int kReduceThreads = 256;
+constexpr float kLog2e = 1.4426950408889634f;
+
+__host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Where block `block` works: q[b, h] and k[b, h / (H / Hk)] (element pointers), its first
+// spatial position and how many positions it has (<= kPositionsPerBlock).
+template <typename Element>
+__device__ inline void locate_block(const CrossFrameProblem& p, int64_t block,
+                                    const Element*& query_head, const Element*& key_head,
+                                    int64_t& first_position, int& positions) {
+  const int64_t tiles_per_head = ceil_div(p.spatial, kPositionsPerBlock);
+  const int64_t blocks_per_batch = p.heads * tiles_per_head;
+  const int64_t b = block / blocks_per_batch;
+  const int64_t h = block % blocks_per_batch / tiles_per_head;
+  const int64_t tile = block % tiles_per_head;
+  const int64_t heads_per_kv_head = p.heads / p.kv_heads;
+  query_head = static_cast<const Element*>(p.query) + b * p.query_strides[0] + h * p.query_strides[1];
+  key_head = static_cast<const Element*>(p.key) + b * p.key_strides[0] +
+             h / heads_per_kv_head * p.key_strides[1];
+  first_position = tile * kPositionsPerBlock;
+  positions = static_cast<int>(p.spatial - first_position < kPositionsPerBlock
+                                   ? p.spatial - first_position
+                                   : kPositionsPerBlock);
+}
+
+// Tensor-core kernel, fp16/bf16, head_dim <= 32 * kDimChunks.
+//   p:        query [B, H, F*S, D], key [B, Hk, F*S, D] (any strides, elements), F >= 2
+//   partials: [B * H * ceil(S / kPositionsPerBlock)] float32, one per block, written
+template <typename Element, int kDimChunks, bool kVectorized>
+__global__ void __launch_bounds__(kThreads)
+    cross_frame_intensity_mma_kernel(const __grid_constant__ CrossFrameProblem p, float* __restrict__ partials) {
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  const int group = lane / 4;      // row of the A / C fragment, key column of the B fragment
+  const int quad_lane = lane % 4;  // which pair of columns / which 8 head dims
+
+  const uint16_t* query_head;
+  const uint16_t* key_head;
+  int64_t first_position;
+  int positions;
+  locate_block(p, blockIdx.x, query_head, key_head, first_position, positions);
+
+  const int frames = static_cast<int>(p.num_frames);
+  const int head_dim = static_cast<int>(p.head_dim);
+  const int query_tiles = static_cast<int>(ceil_div(frames, kFrameTile));
+  const int64_t query_frame_stride = p.spatial * p.query_strides[2];  // token t*S+s -> (t+1)*S+s
+  const int64_t key_frame_stride = p.spatial * p.key_strides[2];
+  const float scale_log2 = p.scale * kLog2e;
+
+  float mass = 0.f;  // sum of this lane's finished rows' off-diagonal masses (quad_lane 0 only)
+  for (int item = warp; item < positions * query_tiles; item += kWarps) {
+    const int64_t position = first_position + item / query_tiles;
+    const int row_lo = item % query_tiles * kFrameTile + group;  // query frames of this lane
+    const int row_hi = row_lo + 8;
+    const uint16_t* query_position = query_head + position * p.query_strides[2];
+    const uint16_t* key_position = key_head + position * p.key_strides[2];
+
+    // A fragments of the 16 query frames, all head dims: 2 rows x kDimChunks x 16 bytes per lane.
+    uint4 query_lo[kDimChunks];
+    uint4 query_hi[kDimChunks];
+    {
+      const bool lo_valid = row_lo < frames;
+      const bool hi_valid = row_hi < frames;
+      const uint16_t* lo = query_position + (lo_valid ? row_lo : 0) * query_frame_stride;
+      const uint16_t* hi = query_position + (hi_valid ? row_hi : 0) * query_frame_stride;
+#pragma unroll
+      for (int chunk = 0; chunk < kDimChunks; ++chunk) {
+        const int first_dim = chunk * 32 + quad_lane * 8;
+        query_lo[chunk] = load_dim_group<kVectorized>(lo, p.query_strides[3], first_dim, head_dim, lo_valid);
+        query_hi[chunk] = load_dim_group<kVectorized>(hi, p.query_strides[3], first_dim, head_dim, hi_valid);
+      }
+    }
+
+    RowMass row_mass_lo;
+    RowMass row_mass_hi;
+    for (int key_chunk = 0; key_chunk < frames; key_chunk += kFrameTile) {
+      float logits[2][4] = {};  // [n8 tile][C fragment]: keys key_chunk + 8 * tile + 2q + {0, 1}
+#pragma unroll
+      for (int tile = 0; tile < 2; ++tile) {
+        const int key = key_chunk + tile * 8 + group;  // the key frame this lane loads for B
+        const bool key_valid = key < frames;
+        const uint16_t* key_row = key_position + (key_valid ? key : 0) * key_frame_stride;
+#pragma unroll
+        for (int chunk = 0; chunk < kDimChunks; ++chunk) {
+          const uint4 k = load_dim_group<kVectorized>(key_row, p.key_strides[3],
+                                                      chunk * 32 + quad_lane * 8, head_dim, key_valid);
+          const uint4& lo = query_lo[chunk];
+          const uint4& hi = query_hi[chunk];
+          mma_m16n8k16<Element>(logits[tile], lo.x, hi.x, lo.y, hi.y, k.x, k.y);
+          mma_m16n8k16<Element>(logits[tile], lo.z, hi.z, lo.w, hi.w, k.z, k.w);
+        }
+      }
+      // This lane's 4 logits of row_lo (C regs 0, 1) and of row_hi (C regs 2, 3).
+      int keys[4];
+      float lo_logits[4];
+      float hi_logits[4];
+#pragma unroll
+      for (int tile = 0; tile < 2; ++tile) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const int key = key_chunk + tile * 8 + quad_lane * 2 + i;
+          keys[tile * 2 + i] = key;
+          lo_logits[tile * 2 + i] = key < frames ? logits[tile][i] * scale_log2 : -INFINITY;
+          hi_logits[tile * 2 + i] = key < frames ? logits[tile][2 + i] * scale_log2 : -INFINITY;
+        }
+      }
+      const float lo_max = quad_max(fmaxf(fmaxf(lo_logits[0], lo_logits[1]), fmaxf(lo_logits[2], lo_logits[3])));
+      const float hi_max = quad_max(fmaxf(fmaxf(hi_logits[0], hi_logits[1]), fmaxf(hi_logits[2], hi_logits[3])));
+      row_mass_lo.update(lo_logits, keys, row_lo, lo_max);
+      row_mass_hi.update(hi_logits, keys, row_hi, hi_max);
+    }
+
+    // The 4 lanes of a quad share each row (and its running max): add their sums.
+    const float lo_off = quad_sum(row_mass_lo.off);
+    const float lo_diag = quad_sum(row_mass_lo.diag);
+    const float hi_off = quad_sum(row_mass_hi.off);
+    const float hi_diag = quad_sum(row_mass_hi.diag);
+    if (quad_lane == 0) {
+      if (row_lo < frames) mass += lo_off / (lo_off + lo_diag);
+      if (row_hi < frames) mass += hi_off / (hi_off + hi_diag);
+    }
+  }
+
+  const float total = block_sum<kWarps>(mass);
+  if (threadIdx.x == 0) partials[blockIdx.x] = total;
+}
+
+__device__ __forceinline__ float to_float(float value) { return value; }
+__device__ __forceinline__ float to_float(__half value) { return __half2float(value); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
+
+// SIMT kernel, any dtype and head_dim: a warp per position, each logit a warp-wide fp32 dot
+// product (lanes split the head dims) and an exact expf online softmax per row.
+//   p:        query [B, H, F*S, D], key [B, Hk, F*S, D] (any strides, elements), F >= 2
+//   partials: [B * H * ceil(S / kPositionsPerBlock)] float32, one per block, written
+template <typename Element>
+__global__ void __launch_bounds__(kThreads)
+    cross_frame_intensity_simt_kernel(const __grid_constant__ CrossFrameProblem p, float* __restrict__ partials) {
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  const Element* query_head;
+  const Element* key_head;
+  int64_t first_position;
+  int positions;
+  locate_block(p, blockIdx.x, query_head, key_head, first_position, positions);
+
+  const int64_t frames = p.num_frames;
+  const int64_t query_frame_stride = p.spatial * p.query_strides[2];
+  const int64_t key_frame_stride = p.spatial * p.key_strides[2];
+
+  float mass = 0.f;  // lane 0 only
+  for (int item = warp; item < positions; item += kWarps) {
+    const int64_t position = first_position + item;
+    const Element* query_position = query_head + position * p.query_strides[2];
+    const Element* key_position = key_head + position * p.key_strides[2];
+    for (int64_t row = 0; row < frames; ++row) {
+      const Element* query_row = query_position + row * query_frame_stride;
+      float max_logit = -INFINITY;
+      float off = 0.f;
+      float diag = 0.f;
+      for (int64_t key = 0; key < frames; ++key) {
+        const Element* key_row = key_position + key * key_frame_stride;
+        float dot = 0.f;
+        for (int64_t dim = lane; dim < p.head_dim; dim += 32) {
+          dot = fmaf(to_float(query_row[dim * p.query_strides[3]]),
+                     to_float(key_row[dim * p.key_strides[3]]), dot);
+        }
+        const float logit = warp_sum(dot) * p.scale;  // same bits on every lane
+        const float new_max = fmaxf(max_logit, logit);
+        const float rescale = expf(max_logit - new_max);
+        const float weight = expf(logit - new_max);
+        off *= rescale;
+        diag *= rescale;
+        if (key == row) {
+          diag += weight;
+        } else {
+          off += weight;
+        }
+        max_logit = new_max;
+      }
+      if (lane == 0) mass += off / (off + diag);
+    }
+  }
+
+  const float total = block_sum<kWarps>(mass);
+  if (threadIdx.x == 0) partials[blockIdx.x] = total;
+}
+
+// per_batch_cfi[b] = (sum of the partials of batch element b) / rows_times_pairs, the sum taken in
+// double in a fixed order (thread-strided, then a shared-memory tree).
+//   partials:      [batch, blocks_per_batch] float32
+//   per_batch_cfi: [batch] float32; one block per batch element
+__global__ void __launch_bounds__(kReduceThreads)
+    reduce_partials_kernel(const float* __restrict__ partials, int64_t blocks_per_batch,
+                           double rows_times_pairs, float* __restrict__ per_batch_cfi) {
+  __shared__ double sums[kReduceThreads];
+  const float* batch_partials = partials + blockIdx.x * blocks_per_batch;
+  double sum = 0.0;
+  for (int64_t i = threadIdx.x; i < blocks_per_batch; i += kReduceThreads) sum += batch_partials[i];
+  sums[threadIdx.x] = sum;
+  __syncthreads();
+  for (int stride = kReduceThreads / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) sums[threadIdx.x] += sums[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) per_batch_cfi[blockIdx.x] = static_cast<float>(sums[0] / rows_times_pairs);
+}
+
+bool aligned_16_bytes(const void* pointer, const int64_t (&strides)[4]) {
+  // 8 elements of 2 bytes: every row start is 16-byte aligned when the base is and the batch,
+  // head and token strides are multiples of 8 elements.
+  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0 && strides[0] % 8 == 0 &&
+         strides[1] % 8 == 0 && strides[2] % 8 == 0 && strides[3] == 1;
+}
+
+template <typename Element, int kDimChunks>
+void launch_mma(const CrossFrameProblem& p, bool vectorized, int64_t blocks, float* partials,
+                cudaStream_t stream) {
+  if (vectorized) {
+    cross_frame_intensity_mma_kernel<Element, kDimChunks, true>
+        <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
+  } else {
+    cross_frame_intensity_mma_kernel<Element, kDimChunks, false>
+        <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
+  }
+}
+
+template <typename Element>
+void launch_mma_for_head_dim(const CrossFrameProblem& p, bool vectorized, int64_t blocks,
+                             float* partials, cudaStream_t stream) {
+  // Query fragments live in registers: 8 per 32 head dims per lane. Three sizes cover the models
+  // of DESIGN.md section 2 (64, 72, 128) without spending registers on padding dims.
+  if (p.head_dim <= 64) {
+    launch_mma<Element, 2>(p, vectorized, blocks, partials, stream);
+  } else if (p.head_dim <= 128) {
+    launch_mma<Element, 4>(p, vectorized, blocks, partials, stream);
+  } else {
+    launch_mma<Element, 8>(p, vectorized, blocks, partials, stream);
+  }
+}
+
+constexpr int64_t kMaxMmaHeadDim = 256;
+
+}  // namespace
+
+int64_t cross_frame_intensity_partial_count(const CrossFrameProblem& problem,
+                                            int /*compute_capability_major*/) {
+  return problem.batch * problem.heads * ceil_div(problem.spatial, kPositionsPerBlock);
+}
+
+cudaError_t launch_cross_frame_intensity(const CrossFrameProblem& p, int compute_capability_major,
+                                         float* partials, float* per_batch_cfi,
+                                         cudaStream_t stream) {
+  if (p.num_frames == 1) {  // no cross-frame pairs: CFI is 0 by definition
+    return cudaMemsetAsync(per_batch_cfi, 0, sizeof(float) * p.batch, stream);
+  }
+  const int64_t blocks = cross_frame_intensity_partial_count(p, compute_capability_major);
+  if (blocks > INT_MAX || p.batch > INT_MAX || p.num_frames > INT_MAX || p.head_dim > INT_MAX) {
+    return cudaErrorInvalidValue;
+  }
+  const bool tensor_cores = compute_capability_major >= 8 &&
+                            p.scalar_kind != ScalarKind::Float32 && p.head_dim <= kMaxMmaHeadDim;
+  if (tensor_cores) {
+    const bool vectorized = p.head_dim % 8 == 0 && aligned_16_bytes(p.query, p.query_strides) &&
+                            aligned_16_bytes(p.key, p.key_strides);
+    if (p.scalar_kind == ScalarKind::BFloat16) {
+      launch_mma_for_head_dim<__nv_bfloat16>(p, vectorized, blocks, partials, stream);
+    } else {
+      launch_mma_for_head_dim<__half>(p, vectorized, blocks, partials, stream);
+    }
+  } else {
+    switch (p.scalar_kind) {
+      case ScalarKind::Float32:
+        cross_frame_intensity_simt_kernel<float>
+            <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
+        break;
+      case ScalarKind::Float16:
+        cross_frame_intensity_simt_kernel<__half>
+            <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
+        break;
+      case ScalarKind::BFloat16:
+        cross_frame_intensity_simt_kernel<__nv_bfloat16>
+            <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
+        break;
+    }
+  }
+  cudaError_t error = cudaGetLastError();
+  if (error != cudaSuccess) return error;
+  const double rows_times_pairs = static_cast<double>(p.heads) * static_cast<double>(p.spatial) *
+                                  static_cast<double>(p.num_frames) *
+                                  static_cast<double>(p.num_frames - 1);
+  reduce_partials_kernel<<<static_cast<unsigned>(p.batch), kReduceThreads, 0, stream>>>(
+      partials, blocks / p.batch, rows_times_pairs, per_batch_cfi);
+  return cudaGetLastError();
+}
+
+}  // namespace eav::cuda

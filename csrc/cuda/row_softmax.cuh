@@ -1,0 +1,45 @@
+// Online softmax of one temporal-attention row reduced to what CFI needs: the off-diagonal mass.
+//
+// A row's logits arrive in chunks of key frames. We keep the running maximum and, rescaled to it,
+// the running sums of the off-diagonal and the diagonal exponentials separately; the row's
+// off-diagonal probability is off / (off + diag) at the end. Keeping `off` apart (rather than
+// 1 - diag / total) means nothing cancels when a row is strongly diagonal, the common case the
+// method exists to measure (same trick as the CPU kernel).
+// Logits are in log2 units (scale * log2(e) folded in), so exp2f is the exponential.
+#pragma once
+
+#include <cmath>
+
+namespace eav::cuda {
+
+struct RowMass {
+  float max_logit;  // running max over the key frames seen (log2 units)
+  float off;        // sum of exp2(logit - max_logit) over off-diagonal keys seen by this lane
+  float diag;       // exp2(diagonal logit - max_logit) when this lane saw the diagonal, else 0
+
+  __device__ __forceinline__ RowMass() : max_logit(-INFINITY), off(0.f), diag(0.f) {}
+
+  // Folds in `count` logits (masked keys are -inf) of keys `keys[i]`; `chunk_max` is the maximum of
+  // the chunk over every lane that shares this row (so all of them rescale alike).
+  // A NaN or +inf logit makes the row NaN, as softmax would.
+  template <int count>
+  __device__ __forceinline__ void update(const float (&logits)[count], const int (&keys)[count],
+                                         int row, float chunk_max) {
+    const float new_max = fmaxf(max_logit, chunk_max);
+    const float rescale = exp2f(max_logit - new_max);  // 0 on the first chunk (-inf - finite)
+    off *= rescale;
+    diag *= rescale;
+#pragma unroll
+    for (int i = 0; i < count; ++i) {
+      const float weight = exp2f(logits[i] - new_max);
+      if (keys[i] == row) {
+        diag += weight;
+      } else {
+        off += weight;
+      }
+    }
+    max_logit = new_max;
+  }
+};
+
+}  // namespace eav::cuda
