@@ -59,7 +59,7 @@ def run_preset(preset: AttentionPreset, args: argparse.Namespace) -> dict:
     gflop = preset.cfi_flops() / 1e9
 
     def mib(value):
-        return None if value is None else round(value / MIB, 1)
+        return None if value is None else round(value / MIB, 2)
 
     return {
         "preset": preset.name,
