@@ -65,7 +65,9 @@ def add_parser(subparsers) -> None:
 def load_pipeline(model: str, device: torch.device, dtype: torch.dtype):
     from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
+    with warnings.catch_warnings():  # newer diffusers call it `dtype`; older ones know only this name
+        warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+        pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
     if getattr(pipe, "transformer", None) is None:
         raise SystemExit(f"{model}: {type(pipe).__name__} has no `transformer`; eav generate needs a "
                          "video diffusion transformer pipeline (CogVideoX, HunyuanVideo, Wan, ...)")
@@ -151,6 +153,7 @@ def write_video(path: str | Path, frames, fps: int = 8) -> Path:
     import numpy as np
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in VIDEO_SUFFIXES and ffmpeg_available():
         # yuv420p needs even sizes: pad by one edge row/column instead of letting ffmpeg rescale
         pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
@@ -201,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     written = [write_video(out, enhanced, args.fps)]
     record = recorder.to_dict()
     if args.record:
+        Path(args.record).parent.mkdir(parents=True, exist_ok=True)
         recorder.save(args.record)
         written.append(Path(args.record))
     if args.compare:
