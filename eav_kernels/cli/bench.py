@@ -8,7 +8,8 @@ For each preset, in one run (ratios are only compared within a run):
   in the paper's code); each CFI's absolute error against the float64 reference (computed a few
   heads at a time to bound memory).
 - ``attention``: ``F.scaled_dot_product_attention`` and ``eav.enhanced_sdpa`` on the preset's full
-  joint sequence (text tokens included, first or last; only the video tokens are scaled).
+  joint sequence (text tokens included, first or last; only the video tokens are scaled); for
+  ``latte-temporal`` a batch of S sequences of F frames (the fused temporal path where Triton runs).
 
 q, k, v are ``[1, N, H, D]`` tensors handed over as ``[1, H, N, D]`` transposed views, the way
 diffusers calls attention. A preset that does not fit the device's free memory runs with fewer
@@ -137,7 +138,14 @@ def fit_heads(preset: AttentionPreset, dtype: torch.dtype, free: int | None, wit
     return max(1, math.floor(preset.heads * budget / need))
 
 
+def is_temporal(preset: AttentionPreset) -> bool:
+    """Whether the model's attention *is* temporal (a batch of S sequences of F frames)."""
+    return preset.name.endswith("temporal")
+
+
 def attention_flops(preset: AttentionPreset, heads: int) -> float:
+    if is_temporal(preset):
+        return 4.0 * heads * preset.spatial * preset.num_frames**2 * preset.head_dim
     tokens = preset.video_tokens + preset.text_tokens
     return 4.0 * heads * tokens**2 * preset.head_dim
 
@@ -306,8 +314,13 @@ def _run_preset(plan: _Plan, settings, device, dtype, backends, progress) -> lis
 
     if plan.attention_heads:
         heads = plan.attention_heads
-        tokens = preset.video_tokens + preset.text_tokens
-        q, k, v = (_tokens_major(generator, tokens, preset, heads, dtype, device) for _ in range(3))
+        if is_temporal(preset):  # Latte's temporal blocks: a batch of S sequences of F frames
+            tokens = preset.num_frames
+            q, k, v = (_tokens_major(generator, tokens, preset, heads, dtype, device)
+                       .expand(preset.spatial, -1, -1, -1).contiguous() for _ in range(3))
+        else:
+            tokens = preset.video_tokens + preset.text_tokens
+            q, k, v = (_tokens_major(generator, tokens, preset, heads, dtype, device) for _ in range(3))
         video = video_slice(preset)
         step(f"attention {SDPA} vs {ENHANCED_SDPA} ({heads} heads, {tokens} tokens)")
         measured = measure_interleaved([
@@ -416,7 +429,7 @@ def plot_results(rows: list[Row], summary: dict, path: str | Path) -> None:
 
     panels = [op for op in ("cfi", "attention") if any(r.op == op for r in rows)]
     figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False)
-    titles = {"cfi": "cross-frame intensity, one call", "attention": "attention, full joint sequence"}
+    titles = {"cfi": "cross-frame intensity, one call", "attention": "attention, one call"}
     for axis, op in zip(axes[0], panels):
         op_rows = [r for r in rows if r.op == op]
         presets = list(dict.fromkeys(r.preset for r in op_rows))
