@@ -396,7 +396,8 @@ def format_table(rows: list[Row], summary: dict) -> str:
     if summary["sdpa"] == "off":
         out += ["", "attention not measured (--sdpa off)"]
     out += ["", "cfi: one call's cross-frame intensity (baseline: the paper's materialising code); "
-                "attention: the full joint sequence (baseline: F.scaled_dot_product_attention). "
+                "attention: one call on the full joint sequence, or for *-temporal a batch of S sequences of F "
+                "frames (baseline: F.scaled_dot_product_attention). "
                 "peak MiB: extra memory at peak (CPU: resident-set growth)."]
     return "\n".join(out)
 
@@ -428,7 +429,9 @@ def plot_results(rows: list[Row], summary: dict, path: str | Path) -> None:
     import matplotlib.ticker
 
     panels = [op for op in ("cfi", "attention") if any(r.op == op for r in rows)]
-    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False)
+    most = max(len({r.preset for r in rows if r.op == op}) for op in panels)
+    figure, axes = plt.subplots(1, len(panels), figsize=(max(6.5, 1.8 * most) * len(panels), 4.8),
+                                squeeze=False)
     titles = {"cfi": "cross-frame intensity, one call", "attention": "attention, one call"}
     for axis, op in zip(axes[0], panels):
         op_rows = [r for r in rows if r.op == op]
@@ -470,7 +473,7 @@ def plot_results(rows: list[Row], summary: dict, path: str | Path) -> None:
 def _preset_label(preset: str, rows: list[Row]) -> str:
     row = next(r for r in rows if r.preset == preset)
     heads = f"{row.heads}" if row.heads == row.preset_heads else f"{row.heads}/{row.preset_heads}"
-    return f"{preset}\nF={row.num_frames} S={row.spatial} H={heads} D={row.head_dim}"
+    return f"{preset}\nF={row.num_frames} S={row.spatial}\nH={heads} D={row.head_dim}"
 
 
 # ---- command line ---------------------------------------------------------------------------
