@@ -31,8 +31,12 @@ build: $(VENV)/.extension
 test: build
 	$(PY) -m pytest tests
 
+# The project's main job: CFI backends vs the paper's code, enhanced_sdpa vs SDPA, on real shapes
+# (table on stdout, build/demo.csv, build/demo.png). About 80 s on 2 CPU cores.
+DEMO_FLAGS ?= --preset cogvideox-2b --preset wan2.1-1.3b --preset ltx-video --preset latte-temporal --repeats 3
 demo: build
-	$(PY) benchmarks/bench_cfi.py --preset cogvideox-2b --preset wan2.1-1.3b --repeats 3
+	@mkdir -p build
+	$(VENV)/bin/eav bench $(DEMO_FLAGS) --csv build/demo.csv --plot build/demo.png
 
 # Compiles every .cu for sm_80 and sm_90a with this machine's nvcc and lists the cubins (no GPU,
 # no CUDA torch needed); also syntax-checks the torch-facing CUDA launcher against .venv's torch.

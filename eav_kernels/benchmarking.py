@@ -13,11 +13,11 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
-__all__ = ["Measurement", "measure"]
+__all__ = ["Measurement", "measure", "measure_interleaved"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,26 @@ def measure(fn: Callable[[], Any], device: torch.device, repeats: int = 5) -> Me
         sync()
         seconds.append(time.perf_counter() - start)
     return Measurement(statistics.median(seconds), tuple(seconds), peak, result)
+
+
+def measure_interleaved(fns: Sequence[Callable[[], Any]], device: torch.device,
+                        repeats: int = 5) -> list[Measurement]:
+    """``measure`` for functions compared with each other, on a machine whose load varies: each
+    runs once to warm up and once for peak memory, then the timed repeats alternate
+    (``a b a b ...``) so that a busy moment slows every contender alike."""
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    results = []
+    for fn in fns:
+        results.append(fn())
+        sync()
+    peaks = [_peak_extra_bytes(fn, device) for fn in fns]
+    seconds: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, times in zip(fns, seconds):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+    return [Measurement(statistics.median(times), tuple(times), peak, result)
+            for times, peak, result in zip(seconds, peaks, results)]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from ..telemetry import CFIRecorder
 
 Placement = Literal["to_out", "attention_output"]
 PLACEMENTS = ("to_out", "attention_output")
@@ -39,6 +42,9 @@ class EnhanceAVideoConfig:
             two coincide or where the score must move (Mochi).
         num_train_timesteps: the timestep scale of ``progress`` (1000 for every supported model).
         backend: the cross-frame-intensity backend (``"auto"``, ``"reference"``, ...).
+        recorder: an ``eav_kernels.telemetry.CFIRecorder`` that collects each enhanced layer's
+            CFI and score per forward (``eav plot-cfi`` draws them); ``None`` (default) records
+            nothing and costs nothing.
     """
 
     weight: float = 4.0
@@ -49,6 +55,7 @@ class EnhanceAVideoConfig:
     placement: Placement = "to_out"
     num_train_timesteps: float = 1000.0
     backend: str = "auto"
+    recorder: "CFIRecorder | None" = field(default=None, compare=False)
     _layer_patterns: tuple[tuple[re.Pattern, float], ...] = field(init=False, repr=False, default=())
 
     def __post_init__(self) -> None:

@@ -69,9 +69,13 @@ class EnhanceAVideoTransformerHook(ModelHook):
 
     def pre_forward(self, module: torch.nn.Module, *args, **kwargs):
         arguments = self._forward_signature.bind_partial(*args, **kwargs).arguments
-        self.context.active = self.config.is_active_at(self._progress(arguments.get("timestep")))
+        full_window = self.config.start == 0.0 and self.config.end == 1.0
+        progress = None if full_window else self._progress(arguments.get("timestep"))  # .item()
+        self.context.active = self.config.is_active_at(progress)
         self.context.num_frames = self.spec.num_frames(module, arguments)
         self.context.batch_size = arguments["hidden_states"].shape[0]
+        if self.config.recorder is not None:
+            self.config.recorder.begin_forward(arguments.get("timestep"), self.context.num_frames)
         return args, kwargs
 
     def _progress(self, timestep: torch.Tensor | float | None) -> float | None:
@@ -148,8 +152,10 @@ class EnhanceAVideoAttentionHook(ModelHook):
                 f"{self.layer_name}: its attention backend bypasses torch SDPA. Use diffusers' "
                 "native attention backend for enhanced layers."
             )
-        self.last_score = self.score_from(torch.cat(capture.cross_frame_intensities),
-                                          batch_size=self.context.batch_size)
+        cross_frame_intensities = torch.cat(capture.cross_frame_intensities)
+        self.last_score = self.score_from(cross_frame_intensities, batch_size=self.context.batch_size)
+        if self.config.recorder is not None:
+            self.config.recorder.record_layer(self.layer_name, cross_frame_intensities, self.last_score)
         if score_in_call:
             return output
         if self.spec.residual_branch is not None:

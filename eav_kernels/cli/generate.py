@@ -1,0 +1,230 @@
+"""``eav generate``: a video from a diffusers pipeline with Enhance-A-Video, optionally side by side
+with the same seed without it.
+
+    eav generate --model THUDM/CogVideoX-2b --prompt "a corgi surfing" --weight 3.4 --out corgi.mp4 --compare
+
+``--model`` is anything ``DiffusionPipeline.from_pretrained`` takes: a local directory (written
+by ``save_pretrained``) or a hub id where the network allows. The adapter
+(``apply_enhance_a_video``) goes on ``pipe.transformer``; the run records every enhanced layer's
+CFI and score per step (``--record FILE.json``; ``eav plot-cfi`` draws it).
+
+Outputs: ``--out`` (mp4 through imageio-ffmpeg; a GIF next to it when ffmpeg is missing). With
+``--compare``: ``STEM_compare.mp4`` (left: without, right: with Enhance-A-Video, same seed),
+``STEM_scores.png`` (enhance score per layer) and ``STEM_cfi.png`` (layer x step heatmap).
+
+Prompts: pipelines with a tokenizer and text encoder take ``--prompt``. For a pipeline saved
+without them, pass precomputed embeddings: ``--prompt-embeds FILE.pt`` holding a tensor
+``[1, L, C]`` or a dict ``{"prompt_embeds": ..., "negative_prompt_embeds": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["generate_frames", "write_video", "main"]
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate", help="generate a video with Enhance-A-Video (diffusers pipeline)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="pipeline directory or hub id")
+    parser.add_argument("--prompt", help="text prompt (needs the pipeline's tokenizer/text encoder)")
+    parser.add_argument("--negative-prompt")
+    parser.add_argument("--prompt-embeds", metavar="FILE.pt", help="precomputed prompt embeddings (see above)")
+    parser.add_argument("--frames", type=int, help="video frames (pipeline default if omitted)")
+    parser.add_argument("--steps", type=int, default=50, help="denoising steps")
+    parser.add_argument("--height", type=int)
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--guidance-scale", type=float)
+    parser.add_argument("--weight", type=float, default=4.0, help="enhance weight (CogVideoX: 3.4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if present)")
+    parser.add_argument("--dtype", choices=list(DTYPES), help="default: bf16 on GPU, fp32 on CPU")
+    parser.add_argument("--fps", type=int, default=8)
+    parser.add_argument("--out", required=True, help="video file to write (.mp4; .gif also works)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also run without enhancement (same seed): side-by-side video + score plots")
+    parser.add_argument("--record", metavar="FILE.json", help="save the per-layer, per-step CFI record")
+    parser.set_defaults(func=run)
+
+
+# ---- the pipeline ---------------------------------------------------------------------------
+
+def load_pipeline(model: str, device: torch.device, dtype: torch.dtype):
+    from diffusers import DiffusionPipeline
+
+    with warnings.catch_warnings():  # newer diffusers call it `dtype`; older ones know only this name
+        warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+        pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
+    if getattr(pipe, "transformer", None) is None:
+        raise SystemExit(f"{model}: {type(pipe).__name__} has no `transformer`; eav generate needs a "
+                         "video diffusion transformer pipeline (CogVideoX, HunyuanVideo, Wan, ...)")
+    pipe.set_progress_bar_config(file=sys.stderr)
+    return pipe.to(device)
+
+
+def prompt_arguments(pipe, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    if args.prompt_embeds:
+        loaded = torch.load(args.prompt_embeds, map_location="cpu", weights_only=True)
+        embeds = loaded if isinstance(loaded, dict) else {"prompt_embeds": loaded}
+        unknown = set(embeds) - {"prompt_embeds", "negative_prompt_embeds"}
+        if "prompt_embeds" not in embeds or unknown:
+            raise SystemExit(f"{args.prompt_embeds}: expected a tensor or a dict with prompt_embeds "
+                             f"(and negative_prompt_embeds), got keys {sorted(embeds)}")
+        return {name: tensor.to(device, dtype) for name, tensor in embeds.items()}
+    if args.prompt is None:
+        raise SystemExit("give --prompt TEXT (or --prompt-embeds FILE.pt)")
+    if getattr(pipe, "tokenizer", None) is None or getattr(pipe, "text_encoder", None) is None:
+        raise SystemExit(f"{args.model} has no tokenizer/text encoder: pass --prompt-embeds FILE.pt")
+    arguments = {"prompt": args.prompt}
+    if args.negative_prompt is not None:
+        arguments["negative_prompt"] = args.negative_prompt
+    return arguments
+
+
+def call_arguments(pipe, args: argparse.Namespace) -> dict[str, Any]:
+    """The size/steps flags under the names this pipeline's ``__call__`` uses."""
+    accepted = inspect.signature(pipe.__call__).parameters
+    wanted = {
+        ("num_frames", "video_length"): args.frames,
+        ("num_inference_steps",): args.steps,
+        ("height",): args.height,
+        ("width",): args.width,
+        ("guidance_scale",): args.guidance_scale,
+    }
+    arguments = {}
+    for names, value in wanted.items():
+        if value is None:
+            continue
+        name = next((n for n in names if n in accepted), None)
+        if name is None:
+            raise SystemExit(f"{type(pipe).__name__} takes none of {names}")
+        arguments[name] = value
+    return arguments
+
+
+def generate_frames(pipe, arguments: dict[str, Any], seed: int, device: torch.device):
+    """One video as uint8 ``[F, H, W, 3]`` (numpy)."""
+    import numpy as np
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    output = pipe(**arguments, generator=generator, output_type="np")
+    frames = output.frames[0]
+    if isinstance(frames, torch.Tensor):
+        frames = frames.float().cpu().numpy()
+    if isinstance(frames, list):  # PIL images
+        frames = np.stack([np.asarray(frame) for frame in frames])
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        frames = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+    if frames.shape[-1] != 3 and frames.shape[1] == 3:  # [F, C, H, W]
+        frames = frames.transpose(0, 2, 3, 1)
+    return frames
+
+
+# ---- video files ----------------------------------------------------------------------------
+
+def ffmpeg_available() -> bool:
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # not installed, or no binary for this platform
+        return False
+    return True
+
+
+def write_video(path: str | Path, frames, fps: int = 8) -> Path:
+    """Writes uint8 ``[F, H, W, 3]`` frames: mp4 (etc.) through ffmpeg, else a GIF. Returns the
+    path written (``path`` with ``.gif`` when ffmpeg is missing)."""
+    import imageio.v2 as imageio
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in VIDEO_SUFFIXES and ffmpeg_available():
+        # yuv420p needs even sizes: pad by one edge row/column instead of letting ffmpeg rescale
+        pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+        if pad_h or pad_w:
+            frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        imageio.mimwrite(path, list(frames), fps=fps, macro_block_size=1)
+        return path
+    if path.suffix.lower() != ".gif":
+        gif = path.with_suffix(".gif")
+        warnings.warn(f"ffmpeg (imageio-ffmpeg) is not available: writing {gif} instead of {path}")
+        path = gif
+    imageio.mimwrite(path, list(frames), duration=1000 / fps, loop=0)
+    return path
+
+
+def side_by_side(left, right, gap: int = 4):
+    import numpy as np
+
+    separator = np.full((left.shape[0], left.shape[1], gap, 3), 255, dtype=np.uint8)
+    return np.concatenate([left, separator, right], axis=2)
+
+
+# ---- the command ----------------------------------------------------------------------------
+
+def run(args: argparse.Namespace) -> int:
+    from ..adapters import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
+    from ..telemetry import CFIRecorder
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
+        else torch.device(args.device)
+    dtype = DTYPES[args.dtype] if args.dtype else (torch.float32 if device.type == "cpu" else torch.bfloat16)
+    out = Path(args.out)
+    pipe = load_pipeline(args.model, device, dtype)
+    arguments = {**prompt_arguments(pipe, args, device, dtype), **call_arguments(pipe, args)}
+
+    plain = None
+    if args.compare:
+        print("without Enhance-A-Video ...", file=sys.stderr, flush=True)
+        plain = generate_frames(pipe, arguments, args.seed, device)
+    recorder = CFIRecorder()
+    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(weight=args.weight, recorder=recorder))
+    try:
+        print(f"with Enhance-A-Video (weight {args.weight}) ...", file=sys.stderr, flush=True)
+        enhanced = generate_frames(pipe, arguments, args.seed, device)
+    finally:
+        remove_enhance_a_video(pipe.transformer)
+
+    written = [write_video(out, enhanced, args.fps)]
+    record = recorder.to_dict()
+    if args.record:
+        Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+        recorder.save(args.record)
+        written.append(Path(args.record))
+    if args.compare:
+        from .plot_cfi import plot_layer_scores, plot_record
+
+        stem = out.with_suffix("")
+        written.append(write_video(f"{stem}_compare{out.suffix}", side_by_side(plain, enhanced), args.fps))
+        written.append(plot_layer_scores(record, f"{stem}_scores.png"))
+        written.append(plot_record(record, f"{stem}_cfi.png"))
+        difference = abs(enhanced.astype("float32") - plain.astype("float32")).mean()
+        print(f"mean |enhanced - plain| pixel difference: {difference:.2f} / 255")
+    frames, height, width = enhanced.shape[:3]
+    print(f"{frames} frames {width}x{height}, {len(record['layers'])} enhanced layers, "
+          f"{len(record['forwards'])} transformer forwards")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import main as eav_main
+
+    return eav_main(["generate", *(argv or sys.argv[1:])])

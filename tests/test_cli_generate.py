@@ -1,0 +1,78 @@
+"""``eav generate`` on a tiny random CogVideoX pipeline (tokenizer, T5 encoder, VAE, transformer)
+saved with ``save_pretrained`` to a temp dir and loaded back through ``DiffusionPipeline``."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli_helpers import load_tool
+from eav_kernels.cli import generate, main
+
+pytest.importorskip("diffusers")
+imageio = pytest.importorskip("imageio.v2")
+pytest.importorskip("matplotlib")
+
+SIZE = ["--frames", "9", "--height", "64", "--width", "64"]
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-cogvideox")
+    load_tool("make_tiny_pipeline").main([str(directory)])
+    return directory
+
+
+def _read_video(path):
+    return np.stack(imageio.mimread(path, memtest=False))
+
+
+def test_generate_compare(tiny_pipeline_dir, tmp_path, capsys):
+    out = tmp_path / "cat.mp4"
+    record = tmp_path / "cat.json"
+    code = main(["generate", "--model", str(tiny_pipeline_dir), "--prompt", "a cat surfing a wave",
+                 *SIZE, "--steps", "2", "--weight", "3.4", "--seed", "1", "--out", str(out),
+                 "--compare", "--record", str(record)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "2 enhanced layers" in printed and f"wrote {out}" in printed
+
+    enhanced = _read_video(out)
+    assert enhanced.shape == (9, 64, 64, 3)
+    compare = _read_video(tmp_path / "cat_compare.mp4")
+    assert compare.shape == (9, 64, 64 + 4 + 64, 3)  # without | gap | with
+    for name in ("cat_scores.png", "cat_cfi.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG"
+
+    data = json.loads(record.read_text())
+    assert data["layers"] == ["transformer_blocks.0.attn1", "transformer_blocks.1.attn1"]
+    assert len(data["forwards"]) == 2  # 2 steps, classifier-free guidance batched in one forward
+    for forward in data["forwards"]:
+        assert forward["num_frames"] == 3
+        for values in forward["layers"].values():
+            assert 0 < values["cfi"] < 1
+            assert values["score"] == pytest.approx(max(1.0, values["cfi"] * (3 + 3.4)), rel=1e-5)
+
+
+def test_generate_from_prompt_embeddings_as_gif(tiny_pipeline_dir, tmp_path, monkeypatch):
+    embeds = tmp_path / "embeds.pt"
+    generator = torch.Generator().manual_seed(0)
+    torch.save({"prompt_embeds": torch.randn(1, 226, 16, generator=generator),
+                "negative_prompt_embeds": torch.randn(1, 226, 16, generator=generator)}, embeds)
+    monkeypatch.setattr(generate, "ffmpeg_available", lambda: False)
+    with pytest.warns(UserWarning, match="ffmpeg"):
+        assert main(["generate", "--model", str(tiny_pipeline_dir), "--prompt-embeds", str(embeds),
+                     *SIZE, "--steps", "1", "--out", str(tmp_path / "noise.mp4")]) == 0
+    gif = tmp_path / "noise.gif"
+    assert not (tmp_path / "noise.mp4").exists()
+    with Image.open(gif) as image:
+        assert image.format == "GIF" and image.n_frames == 9 and image.size == (64, 64)
+
+
+def test_generate_needs_a_prompt(tiny_pipeline_dir, tmp_path):
+    with pytest.raises(SystemExit, match="--prompt"):
+        main(["generate", "--model", str(tiny_pipeline_dir), *SIZE, "--steps", "1",
+              "--out", str(tmp_path / "x.mp4")])
