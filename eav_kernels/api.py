@@ -108,17 +108,18 @@ def scale_video_tokens(
     token_dim = token_dim % hidden.dim()
     start, length = resolve_video_tokens(video_tokens, hidden.shape[token_dim])
     video = hidden.narrow(token_dim, start, length)
+    # A dimensioned float32 factor makes the product float32 (type promotion), rounded once to
+    # hidden.dtype, on every device; a 0-d one would be cast to hidden.dtype first on CUDA.
     factor = score.to(device=hidden.device, dtype=torch.float32)
-    if factor.dim() == 1:
-        if factor.shape[0] != hidden.shape[0]:
-            raise ValueError(
-                f"per-batch score has {factor.shape[0]} entries for a batch of {hidden.shape[0]}"
-            )
-        factor = factor.reshape((-1,) + (1,) * (hidden.dim() - 1))
-    scaled = (video.to(torch.float32) * factor).to(hidden.dtype)
+    if factor.dim() == 1 and factor.shape[0] != hidden.shape[0]:
+        raise ValueError(
+            f"per-batch score has {factor.shape[0]} entries for a batch of {hidden.shape[0]}"
+        )
+    factor = factor.reshape((-1,) + (1,) * (hidden.dim() - 1))
     if inplace:
-        video.copy_(scaled)
+        video.mul_(factor)
         return hidden
+    scaled = (video * factor).to(hidden.dtype)
     before = hidden.narrow(token_dim, 0, start)
     after = hidden.narrow(token_dim, start + length, hidden.shape[token_dim] - start - length)
     return torch.cat([before, scaled, after], dim=token_dim)
