@@ -69,7 +69,11 @@ class EnhanceAVideoTransformerHook(ModelHook):
 
     def pre_forward(self, module: torch.nn.Module, *args, **kwargs):
         arguments = self._forward_signature.bind_partial(*args, **kwargs).arguments
-        self.context.active = self.config.is_active_at(self._progress(arguments.get("timestep")))
+        # The whole schedule (the default window) needs no timestep: reading one costs a host
+        # sync (.item()), which would break a torch.compile graph and a CUDA graph capture.
+        whole_schedule = self.config.start == 0.0 and self.config.end == 1.0
+        progress = None if whole_schedule else self._progress(arguments.get("timestep"))
+        self.context.active = self.config.is_active_at(progress)
         self.context.num_frames = self.spec.num_frames(module, arguments)
         self.context.batch_size = arguments["hidden_states"].shape[0]
         return args, kwargs
