@@ -27,6 +27,7 @@ attention backend) raises instead of silently running unenhanced.
 from __future__ import annotations
 
 import inspect
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,12 @@ class AttentionCapture(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is not F.scaled_dot_product_attention:
+            if _is_python_tensor_method(func) and args and isinstance(args[0], torch.Tensor):
+                # A Tensor method written in Python (torch/_tensor.py, e.g. Tensor.unflatten,
+                # whose body ends in `super().unflatten(...)`) is called as the method it is, as
+                # the layer wrote it: same result, and torch.compile traces it as a tensor method
+                # (dynamo cannot trace that `super()` call when inlining the function itself).
+                return getattr(args[0], func.__name__)(*args[1:], **kwargs)
             return func(*args, **kwargs)
         call = dict(zip(_SDPA_PARAMETERS, args), **kwargs)
         query, key = call["query"], call["key"]  # [B, H, N, D], [B, Hk, N, D]
@@ -124,6 +131,10 @@ class AttentionCapture(TorchFunctionMode):
             out = scale_video_tokens(out, self.hook.expand_to_batch(score, out.shape[0]), video,
                                      token_dim=2, inplace=not out.requires_grad)
         return out
+
+
+def _is_python_tensor_method(func) -> bool:
+    return isinstance(func, types.FunctionType) and getattr(torch.Tensor, func.__name__, None) is func
 
 
 class EnhanceAVideoAttentionHook(ModelHook):
