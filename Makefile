@@ -29,7 +29,7 @@ $(VENV)/.extension: $(VENV)/.environment $(EXTENSION_SOURCES)
 build: $(VENV)/.extension
 
 test: build
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not slow"
 
 demo: build
 	$(PY) benchmarks/bench_cfi.py --preset cogvideox-2b --preset wan2.1-1.3b --repeats 3
