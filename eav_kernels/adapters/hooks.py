@@ -152,6 +152,15 @@ class EnhanceAVideoAttentionHook(ModelHook):
         self.pending_residual_score = None
         if not self.context.active:
             return self.fn_ref.original_forward(*args, **kwargs)
+        if getattr(getattr(module, "processor", None), "_parallel_config", None) is not None:
+            # Context parallelism shards the tokens (Ring) or the heads (Ulysses) of this call over
+            # ranks: each rank's CFI would be a partial mean and the ranks' scores would differ.
+            # Until the partial sums are all-reduced over the CP group (docs/multi_gpu.md), fail
+            # loudly rather than enhance each shard differently.
+            raise NotImplementedError(
+                f"Enhance-A-Video does not support diffusers context parallelism yet "
+                f"({self.layer_name} has a ContextParallelConfig); see docs/multi_gpu.md"
+            )
         hidden_states = args[0] if args else kwargs["hidden_states"]  # [B, N_video, C]
         score_in_call = self.config.placement == "attention_output" and self.spec.residual_branch is None
         capture = AttentionCapture(self, hidden_states.shape[1], score_in_call)
