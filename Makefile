@@ -29,7 +29,7 @@ $(VENV)/.extension: $(VENV)/.environment $(EXTENSION_SOURCES)
 build: $(VENV)/.extension
 
 test: build
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not slow"
 
 # The project's main job: CFI backends vs the paper's code, enhanced_sdpa vs SDPA, on real shapes
 # (table on stdout, build/demo.csv, build/demo.png). About 80 s on 2 CPU cores.

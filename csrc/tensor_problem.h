@@ -6,6 +6,8 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
+
 #include "cross_frame_problem.h"
 
 namespace eav {
@@ -31,6 +33,9 @@ inline CrossFrameProblem make_cross_frame_problem(const at::Tensor& query, const
                     query.dim(), " dims ", query.sizes());
   TORCH_CHECK_VALUE(key.dim() == 4, "eav: key must be [batch, heads, tokens, head_dim], got ",
                     key.dim(), " dims ", key.sizes());
+  TORCH_CHECK_TYPE(query.layout() == at::kStrided && key.layout() == at::kStrided,
+                   "eav: query and key must be dense (strided) tensors, got ", query.layout(),
+                   " and ", key.layout());
   TORCH_CHECK_TYPE(query.scalar_type() == key.scalar_type(), "eav: query (", query.scalar_type(),
                    ") and key (", key.scalar_type(), ") must have the same dtype");
   TORCH_CHECK_VALUE(query.device() == key.device(), "eav: query (", query.device(),
@@ -45,6 +50,16 @@ inline CrossFrameProblem make_cross_frame_problem(const at::Tensor& query, const
   TORCH_CHECK_VALUE(query.size(1) % key.size(1) == 0, "eav: query heads (", query.size(1),
                     ") must be a multiple of key heads (", key.size(1), ")");
   TORCH_CHECK_VALUE(num_frames >= 1, "eav: num_frames must be >= 1, got ", num_frames);
+  TORCH_CHECK_VALUE(std::isfinite(scale), "eav: scale must be a finite number, got ", scale);
+  // Kernels index with int64 offsets (index * stride): every stride must be non-negative and the
+  // data must have storage (a tensor without one, e.g. a functional wrapper, has no data_ptr).
+  for (int dim = 0; dim < 4; ++dim) {
+    TORCH_CHECK_VALUE(query.stride(dim) >= 0 && key.stride(dim) >= 0,
+                      "eav: query strides ", query.strides(), " and key strides ", key.strides(),
+                      " must be non-negative");
+  }
+  TORCH_CHECK_VALUE(query.has_storage() && key.has_storage(),
+                    "eav: query and key must be tensors with storage");
   TORCH_CHECK_VALUE(query.size(2) % num_frames == 0, "eav: video tokens (", query.size(2),
                     ") not divisible by num_frames (", num_frames, ")");
 

@@ -28,6 +28,13 @@ else:
         num_frames: int,
         scale: float,
     ) -> torch.Tensor:  # [B] float32
+        # The same preconditions as the C++ entry (tensor_problem.h), so that a traced call fails
+        # the way an eager one does, and a device mismatch that dispatches here (meta + cpu)
+        # is an error rather than a silent meta result.
+        from .validation import check_query_key, check_scale
+
+        check_query_key(query, key, num_frames)
+        check_scale(scale)
         return query.new_empty((query.shape[0],), dtype=torch.float32)
 
 

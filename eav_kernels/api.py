@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .backends import select_backend
-from .validation import check_query_key, resolve_video_tokens
+from .validation import check_query_key, check_scale, resolve_video_tokens
 
 __all__ = [
     "cross_frame_intensity",
@@ -35,6 +35,7 @@ def cross_frame_intensity(
     gives 0. NaN inputs give NaN. The result is a constant for autograd (q and k are detached).
     """
     check_query_key(query, key, num_frames)
+    check_scale(scale)
     scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
     impl = select_backend(backend, query, key)
     per_batch_cfi = impl.per_batch_cross_frame_intensity(query.detach(), key.detach(), num_frames, scale)

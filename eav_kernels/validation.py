@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -23,6 +26,8 @@ def check_query_key(
                 f"{name} must be [batch, heads, tokens, head_dim], got {tensor.dim()} dims "
                 f"{tuple(tensor.shape)}"
             )
+        if tensor.layout != torch.strided:
+            raise TypeError(f"{name} must be a dense (strided) tensor, got layout {tensor.layout}")
         if tensor.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name} must be float32, float16 or bfloat16, got {tensor.dtype}")
     if query.dtype != key.dtype:
@@ -46,6 +51,16 @@ def check_query_key(
     if heads % kv_heads != 0:
         raise ValueError(f"query heads ({heads}) must be a multiple of key heads ({kv_heads})")
     check_num_frames(num_frames, query.shape[2])
+
+
+def check_scale(scale: float | None) -> None:
+    """``scale`` is None (``head_dim ** -0.5``) or a finite real number."""
+    if scale is None:
+        return
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale must be a float or None, got {type(scale).__name__}")
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number, got {scale}")
 
 
 def check_num_frames(num_frames: int, video_tokens: int) -> None:

@@ -51,3 +51,21 @@ def test_window_needs_a_timestep():
         config.is_active_at(None)
     assert EnhanceAVideoConfig().is_active_at(None)
     assert config.is_active_at(0.2) and not config.is_active_at(0.1) and config.is_active_at(1.0)
+
+
+def test_context_parallel_layers_fail_loudly():
+    """Under diffusers context parallelism (a ContextParallelConfig on the layer's processor, as
+    `enable_parallelism` sets it) the adapter refuses instead of scoring each shard on its own."""
+    from adapters_tiny_models import run
+
+    case = CASES["wan"]
+    model = case.build()
+    processor = model.blocks[0].attn1.processor
+    processor._parallel_config = object()  # what enable_parallelism leaves there
+    apply_enhance_a_video(model, EnhanceAVideoConfig())
+    try:
+        with pytest.raises(NotImplementedError, match="context parallelism"):
+            run(model, case.inputs(1, torch.Generator().manual_seed(0)))
+    finally:
+        remove_enhance_a_video(model)
+        processor._parallel_config = None

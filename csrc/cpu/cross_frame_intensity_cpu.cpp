@@ -29,6 +29,12 @@ at::Tensor cross_frame_intensity_cpu(const at::Tensor& query, const at::Tensor& 
   const CrossFrameProblem problem = make_cross_frame_problem(query, key, num_frames, scale);
   TORCH_CHECK_VALUE(query.device().is_cpu(), "eav: the CPU kernel got a ", query.device(),
                     " tensor");
+  // Each thread keeps one position's F x F logits (4 * F^2 bytes) as scratch: cap F so that a
+  // nonsensical frame count (e.g. num_frames == tokens of a long sequence) is an error, not a
+  // multi-GiB allocation per thread. 16384 frames = 1 GiB; real models use F <= 64.
+  constexpr int64_t kMaxFrames = 16384;
+  TORCH_CHECK_VALUE(num_frames <= kMaxFrames, "eav: num_frames (", num_frames,
+                    ") exceeds the CPU kernel's maximum (", kMaxFrames, ")");
   at::Tensor per_batch_cfi = at::empty({problem.batch}, query.options().dtype(at::kFloat));
   float* out = per_batch_cfi.data_ptr<float>();
 #if defined(EAV_HAVE_X86_KERNELS)

@@ -27,6 +27,7 @@ attention backend) raises instead of silently running unenhanced.
 from __future__ import annotations
 
 import inspect
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +70,10 @@ class EnhanceAVideoTransformerHook(ModelHook):
 
     def pre_forward(self, module: torch.nn.Module, *args, **kwargs):
         arguments = self._forward_signature.bind_partial(*args, **kwargs).arguments
-        full_window = self.config.start == 0.0 and self.config.end == 1.0
-        progress = None if full_window else self._progress(arguments.get("timestep"))  # .item()
+        # The whole schedule (the default window) needs no timestep: reading one costs a host
+        # sync (.item()), which would break a torch.compile graph and a CUDA graph capture.
+        whole_schedule = self.config.start == 0.0 and self.config.end == 1.0
+        progress = None if whole_schedule else self._progress(arguments.get("timestep"))
         self.context.active = self.config.is_active_at(progress)
         self.context.num_frames = self.spec.num_frames(module, arguments)
         self.context.batch_size = arguments["hidden_states"].shape[0]
@@ -107,6 +110,12 @@ class AttentionCapture(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is not F.scaled_dot_product_attention:
+            if _is_python_tensor_method(func) and args and isinstance(args[0], torch.Tensor):
+                # A Tensor method written in Python (torch/_tensor.py, e.g. Tensor.unflatten,
+                # whose body ends in `super().unflatten(...)`) is called as the method it is, as
+                # the layer wrote it: same result, and torch.compile traces it as a tensor method
+                # (dynamo cannot trace that `super()` call when inlining the function itself).
+                return getattr(args[0], func.__name__)(*args[1:], **kwargs)
             return func(*args, **kwargs)
         call = dict(zip(_SDPA_PARAMETERS, args), **kwargs)
         query, key = call["query"], call["key"]  # [B, H, N, D], [B, Hk, N, D]
@@ -126,6 +135,10 @@ class AttentionCapture(TorchFunctionMode):
         return out
 
 
+def _is_python_tensor_method(func) -> bool:
+    return isinstance(func, types.FunctionType) and getattr(torch.Tensor, func.__name__, None) is func
+
+
 class EnhanceAVideoAttentionHook(ModelHook):
     """Enhance-A-Video on one self-attention layer (see the module docstring)."""
 
@@ -141,6 +154,15 @@ class EnhanceAVideoAttentionHook(ModelHook):
         self.pending_residual_score = None
         if not self.context.active:
             return self.fn_ref.original_forward(*args, **kwargs)
+        if getattr(getattr(module, "processor", None), "_parallel_config", None) is not None:
+            # Context parallelism shards the tokens (Ring) or the heads (Ulysses) of this call over
+            # ranks: each rank's CFI would be a partial mean and the ranks' scores would differ.
+            # Until the partial sums are all-reduced over the CP group (docs/multi_gpu.md), fail
+            # loudly rather than enhance each shard differently.
+            raise NotImplementedError(
+                f"Enhance-A-Video does not support diffusers context parallelism yet "
+                f"({self.layer_name} has a ContextParallelConfig); see docs/multi_gpu.md"
+            )
         hidden_states = args[0] if args else kwargs["hidden_states"]  # [B, N_video, C]
         score_in_call = self.config.placement == "attention_output" and self.spec.residual_branch is None
         capture = AttentionCapture(self, hidden_states.shape[1], score_in_call)
