@@ -109,21 +109,40 @@ def scale_video_tokens(
     token_dim = token_dim % hidden.dim()
     start, length = resolve_video_tokens(video_tokens, hidden.shape[token_dim])
     video = hidden.narrow(token_dim, start, length)
-    # A dimensioned float32 factor makes the product float32 (type promotion), rounded once to
-    # hidden.dtype, on every device; a 0-d one would be cast to hidden.dtype first on CUDA.
     factor = score.to(device=hidden.device, dtype=torch.float32)
     if factor.dim() == 1 and factor.shape[0] != hidden.shape[0]:
         raise ValueError(
             f"per-batch score has {factor.shape[0]} entries for a batch of {hidden.shape[0]}"
         )
-    factor = factor.reshape((-1,) + (1,) * (hidden.dim() - 1))
     if inplace:
-        video.mul_(factor)
+        _multiply_in_float32(video, factor, inplace=True)
         return hidden
-    scaled = (video * factor).to(hidden.dtype)
+    scaled = _multiply_in_float32(video, factor, inplace=False)
     before = hidden.narrow(token_dim, 0, start)
     after = hidden.narrow(token_dim, start + length, hidden.shape[token_dim] - start - length)
     return torch.cat([before, scaled, after], dim=token_dim)
+
+
+def _multiply_in_float32(
+    video: torch.Tensor,  # [B, ...]
+    factor: torch.Tensor,  # float32, 0-d or [B], on video's device
+    *,
+    inplace: bool,
+) -> torch.Tensor:
+    """``video * factor`` with the product taken in float32 and rounded once to ``video.dtype``.
+
+    CPU kernels read a 0-d CPU tensor as a float32 scalar: one pass, no copies (a dimensioned
+    float32 factor would make them convert all of ``video`` to float32 and back, ~10x slower).
+    CUDA kernels cast a dimensioned float32 factor inside the kernel, whereas a 0-d CUDA tensor
+    would first be rounded to ``video.dtype``.
+    """
+    if video.device.type == "cpu":
+        if factor.dim() == 0:
+            return video.mul_(factor) if inplace else video * factor
+        parts = [v.mul_(f) if inplace else v * f for v, f in zip(video.unbind(0), factor.unbind(0))]
+        return video if inplace else torch.stack(parts)
+    shaped = factor.reshape((-1,) + (1,) * (video.dim() - 1))
+    return video.mul_(shaped) if inplace else (video * shaped).to(video.dtype)
 
 
 def enhanced_sdpa(

@@ -45,8 +45,9 @@ def test_text_rows_untouched_video_rows_scaled(backend, dtype, text_first, gener
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_attention_with_enhance_score_per_batch(backend, generator):
-    q, k, v, video = joint_attention_inputs(3, 2, 7, 4, 5, 16, torch.float32, generator)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_attention_with_enhance_score_per_batch(backend, dtype, generator):
+    q, k, v, video = joint_attention_inputs(3, 2, 7, 4, 5, 16, dtype, generator)
     out, score = eav.attention_with_enhance_score(
         q, k, v, num_frames=7, enhance_weight=30.0, video_tokens=video, per_batch=True, backend=backend
     )
@@ -55,8 +56,10 @@ def test_attention_with_enhance_score_per_batch(backend, generator):
     per_batch_cfi = eav.cross_frame_intensity(q[:, :, video], k[:, :, video], 7, per_batch=True, backend=backend)
     assert torch.equal(score, eav.enhance_score(per_batch_cfi, 7, 30.0))
     scaled = eav.scale_video_tokens(out, score, video, token_dim=2)
+    in_place = eav.scale_video_tokens(out.clone(), score, video, token_dim=2, inplace=True)
+    assert torch.equal(scaled, in_place)
     for b in range(3):
-        assert torch.equal(scaled[b, :, video], out[b, :, video] * score[b])
+        assert torch.equal(scaled[b, :, video], (out[b, :, video].float() * score[b]).to(dtype))
         assert torch.equal(scaled[b, :, :5], out[b, :, :5])
 
 
