@@ -23,7 +23,6 @@ machine slows them alike.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import math
 import os
@@ -36,11 +35,12 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from ..benchmarking import DTYPES, transposed_randn
+from ..benchmarking import write_csv as _write_rows
 from ..presets import PRESETS, AttentionPreset
 
 __all__ = ["BenchSettings", "run_benchmarks", "format_table", "write_csv", "plot_results", "main"]
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 MIB = 2**20
 OFFICIAL = "official-style"
 SDPA, ENHANCED_SDPA = "F.sdpa", "enhanced_sdpa"
@@ -155,8 +155,7 @@ def attention_flops(preset: AttentionPreset, heads: int) -> float:
 def _tokens_major(generator: torch.Generator, tokens: int, preset: AttentionPreset, heads: int,
                   dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``[1, H, N, D]``: a transposed view of a ``[1, N, H, D]`` tensor, as diffusers hands it over."""
-    x = torch.randn((1, tokens, heads, preset.head_dim), generator=generator, dtype=torch.float32)
-    return x.to(device, dtype).transpose(1, 2)
+    return transposed_randn((1, tokens, heads, preset.head_dim), dtype, device, generator)
 
 
 def video_slice(preset: AttentionPreset) -> slice | None:
@@ -407,11 +406,8 @@ def _fmt_ms(ms: float) -> str:
 
 
 def write_csv(rows: list[Row], path: str | Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({name: _csv_value(getattr(row, name)) for name in CSV_COLUMNS})
+    _write_rows([{name: _csv_value(getattr(row, name)) for name in CSV_COLUMNS} for row in rows],
+                path, CSV_COLUMNS)
 
 
 def _csv_value(value: Any) -> Any:
