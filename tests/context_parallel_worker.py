@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 MODES = ("ulysses", "ring")
 MODELS = ("wan", "hunyuan_video")
+PLACEMENTS = ("to_out", "attention_output")
 WEIGHT = 4.0
 DTYPE = torch.float32
 
@@ -77,7 +78,8 @@ def _ring_forward_op(ctx, query, key, value, attn_mask=None, dropout_p=0.0, is_c
     return (out, lse.permute(0, 2, 1)) if return_lse else out
 
 
-def run_case(name: str, mode: str, enhance: bool, dtype: torch.dtype = DTYPE):
+def run_case(name: str, mode: str, placement: str | None, dtype: torch.dtype = DTYPE):
+    """One forward on this rank; ``placement=None``: without the adapter."""
     from diffusers import ContextParallelConfig
     from diffusers.models import attention_dispatch
 
@@ -96,8 +98,8 @@ def run_case(name: str, mode: str, enhance: bool, dtype: torch.dtype = DTYPE):
         )
     finally:
         torch.accelerator.device_count = device_count
-    if enhance:
-        eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(weight=WEIGHT))
+    if placement is not None:
+        eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(weight=WEIGHT, placement=placement))
     original_op = attention_dispatch._native_attention_forward_op
     if mode == "ring":
         attention_dispatch._native_attention_forward_op = _ring_forward_op
@@ -124,9 +126,10 @@ def main() -> None:
         results = {}
         for name in MODELS:
             for mode in MODES:
-                enhanced, scores = run_case(name, mode, enhance=True)
-                plain, _ = run_case(name, mode, enhance=False)
-                results[(name, mode)] = {"enhanced": enhanced, "plain": plain, "scores": scores}
+                plain, _ = run_case(name, mode, None)
+                for placement in PLACEMENTS:
+                    enhanced, scores = run_case(name, mode, placement)
+                    results[(name, mode, placement)] = {"enhanced": enhanced, "plain": plain, "scores": scores}
 
         torch.save(results, out_file)
     finally:

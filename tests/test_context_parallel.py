@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import eav_kernels as eav
-from context_parallel_worker import MODELS, MODES, WEIGHT, model_inputs
+from context_parallel_worker import MODELS, MODES, PLACEMENTS, WEIGHT, model_inputs
 from eav_kernels.adapters.hooks import ATTENTION_HOOK
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "context_parallel_worker.py")
@@ -37,7 +37,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    """Each rank's results: {(model, mode): {"enhanced", "plain", "scores"}}."""
+    """Each rank's results: {(model, mode, placement): {"enhanced", "plain", "scores"}}."""
     directory = tmp_path_factory.mktemp("context_parallel")
     port = str(_free_port())
     files = [directory / f"rank{rank}.pt" for rank in range(WORLD_SIZE)]
@@ -61,10 +61,10 @@ def ranks(tmp_path_factory):
     return [torch.load(file, weights_only=False) for file in files]
 
 
-def _single_process(name: str):
+def _single_process(name: str, placement: str):
     build, inputs = model_inputs(name)
     model = build()
-    eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(weight=WEIGHT))
+    eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(weight=WEIGHT, placement=placement))
     with torch.no_grad():
         output = model(**inputs)[0]
     scores = {}
@@ -76,11 +76,12 @@ def _single_process(name: str):
     return output, scores
 
 
+@pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", MODELS)
-def test_context_parallel_matches_single_process(ranks, name, mode):
-    expected, expected_scores = _single_process(name)
-    results = [rank[(name, mode)] for rank in ranks]
+def test_context_parallel_matches_single_process(ranks, name, mode, placement):
+    expected, expected_scores = _single_process(name, placement)
+    results = [rank[(name, mode, placement)] for rank in ranks]
     for rank, result in enumerate(results):
         # the same score on every rank, equal to one process's (the all-reduce is exact)
         assert result["scores"].keys() == expected_scores.keys() and expected_scores

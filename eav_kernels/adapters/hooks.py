@@ -20,8 +20,14 @@ calls ``F.scaled_dot_product_attention`` on ``[B, H, N, D]``, Wan/LTX/HunyuanVid
 ``dispatch_attention_fn`` on ``[B, N, H, D]``, Mochi loops over the batch); all of them end in
 ``F.scaled_dot_product_attention`` on ``[B, H, N, D]`` with the native backend, and a mode scoped
 to one layer's forward intercepts exactly that call without copying or replacing any processor
-and without patching any module attribute. A layer that makes no such call (a non-native
-attention backend) raises instead of silently running unenhanced.
+and without patching any module attribute. diffusers' other torch-native backends call the aten
+attention ops (``_scaled_dot_product_flash_attention`` & co.) on the same layout; those are seen
+too. A layer that makes no such call (flash-attn, sage, xformers backends) raises instead of
+silently running unenhanced.
+
+Under diffusers context parallelism (``enable_parallelism(config=ContextParallelConfig(...))``)
+each call sees a shard; ``context_parallel.py`` locates the video rows in it and all-reduces the
+partial sums over the CP group, so every rank applies the exact single-process score.
 """
 
 from __future__ import annotations
