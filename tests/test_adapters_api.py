@@ -53,15 +53,24 @@ def test_window_needs_a_timestep():
     assert config.is_active_at(0.2) and not config.is_active_at(0.1) and config.is_active_at(1.0)
 
 
-def test_context_parallel_layers_fail_loudly():
-    """Under diffusers context parallelism (a ContextParallelConfig on the layer's processor, as
-    `enable_parallelism` sets it) the adapter refuses instead of scoring each shard on its own."""
+@pytest.mark.parametrize("parallel_config", ["unknown", "unified", "ring_anything"])
+def test_unsupported_context_parallel_modes_fail_loudly(parallel_config):
+    """Context parallelism modes the adapter cannot make exact (unified ring x Ulysses attention,
+    uneven `*_anything` shards, a config it does not recognise) raise instead of scoring each
+    shard on its own. Ulysses and Ring alone: tests/test_context_parallel.py."""
     from adapters_tiny_models import run
+    from diffusers import ContextParallelConfig
+    from diffusers.models._modeling_parallel import ParallelConfig
 
+    configs = {
+        "unknown": lambda: object(),
+        "unified": lambda: ParallelConfig(context_parallel_config=ContextParallelConfig(ring_degree=2, ulysses_degree=2)),
+        "ring_anything": lambda: ParallelConfig(context_parallel_config=ContextParallelConfig(ring_degree=2, ring_anything=True)),
+    }
     case = CASES["wan"]
     model = case.build()
     processor = model.blocks[0].attn1.processor
-    processor._parallel_config = object()  # what enable_parallelism leaves there
+    processor._parallel_config = configs[parallel_config]()  # what enable_parallelism leaves there
     apply_enhance_a_video(model, EnhanceAVideoConfig())
     try:
         with pytest.raises(NotImplementedError, match="context parallelism"):

@@ -234,3 +234,24 @@ def test_available_backends_report_reasons():
     reasons = eav.available_backends(q, q)
     assert reasons["reference"] is None
     assert "cuda" in reasons and reasons["cuda"]  # never usable for CPU tensors, with a reason
+
+
+@pytest.mark.parametrize("heads, key_heads", [(4, 4), (4, 2)])
+@pytest.mark.parametrize("cuts", [(0, 30), (0, 7, 19, 30), (0, 10, 20, 30)])
+def test_off_diagonal_mass_sums_of_row_shards_give_the_reference(heads, key_heads, cuts):
+    """Row shards (whole or partial frames) against all keys, summed, give the float64 CFI."""
+    from eav_kernels.partial import off_diagonal_mass_sums
+
+    generator = torch.Generator().manual_seed(3)
+    batch, frames, spatial, head_dim = 2, 3, 10, 8
+    query = 2 * torch.randn(batch, heads, frames * spatial, head_dim, generator=generator)
+    key = 2 * torch.randn(batch, key_heads, frames * spatial, head_dim, generator=generator)
+    expected = eav.cross_frame_intensity_reference(
+        query, key.repeat_interleave(heads // key_heads, dim=1), frames, scale=0.3, per_batch=True
+    )
+    total = sum(
+        off_diagonal_mass_sums(query[:, :, start:stop], key, frames, start, scale=0.3)
+        for start, stop in zip(cuts, cuts[1:])
+    )
+    torch.testing.assert_close(total / (heads * frames * spatial), expected, rtol=1e-6, atol=1e-7)
+    assert torch.equal(off_diagonal_mass_sums(query, key, 1, 0), torch.zeros(batch, dtype=torch.float64))

@@ -20,8 +20,14 @@ calls ``F.scaled_dot_product_attention`` on ``[B, H, N, D]``, Wan/LTX/HunyuanVid
 ``dispatch_attention_fn`` on ``[B, N, H, D]``, Mochi loops over the batch); all of them end in
 ``F.scaled_dot_product_attention`` on ``[B, H, N, D]`` with the native backend, and a mode scoped
 to one layer's forward intercepts exactly that call without copying or replacing any processor
-and without patching any module attribute. A layer that makes no such call (a non-native
-attention backend) raises instead of silently running unenhanced.
+and without patching any module attribute. diffusers' other torch-native backends call the aten
+attention ops (``_scaled_dot_product_flash_attention`` & co.) on the same layout; those are seen
+too. A layer that makes no such call (flash-attn, sage, xformers backends) raises instead of
+silently running unenhanced.
+
+Under diffusers context parallelism (``enable_parallelism(config=ContextParallelConfig(...))``)
+each call sees a shard; ``context_parallel.py`` locates the video rows in it and all-reduces the
+partial sums over the CP group, so every rank applies the exact single-process score.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..api import cross_frame_intensity, enhance_score, scale_video_tokens
 from .config import EnhanceAVideoConfig
+from .context_parallel import ContextParallelLayout, context_parallel_layout, global_cross_frame_intensity
 from .models import SUPPORTED_MODELS
 from .spec import AdapterSpec, find_spec
 
@@ -45,6 +52,17 @@ TRANSFORMER_HOOK = "enhance_a_video"
 ATTENTION_HOOK = "enhance_a_video_attention"
 RESIDUAL_HOOK = "enhance_a_video_residual"
 _HOOK_NAMES = (TRANSFORMER_HOOK, ATTENTION_HOOK, RESIDUAL_HOOK)
+
+# What diffusers' other torch-native backends call (_native_flash, _native_cudnn, _native_efficient;
+# the first two also serve Ring attention, which needs each call's LSE): q and k are the first two
+# arguments, [B, H, N, D], and ``scale`` a keyword, like SDPA's.
+_ATEN_ATTENTION_OPS = frozenset(
+    op
+    for name in ("_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu",
+                 "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_efficient_attention")
+    if hasattr(torch.ops.aten, name)
+    for op in (getattr(torch.ops.aten, name), getattr(torch.ops.aten, name).default)
+)
 
 _SDPA_PARAMETERS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 
@@ -100,16 +118,20 @@ class AttentionCapture(TorchFunctionMode):
     the video rows of its output (``placement="attention_output"``).
     """
 
-    def __init__(self, hook: "EnhanceAVideoAttentionHook", video_token_count: int, score_in_call: bool):
+    def __init__(self, hook: "EnhanceAVideoAttentionHook", video_token_count: int, score_in_call: bool,
+                 layout: ContextParallelLayout | None = None):
         super().__init__()
         self.hook = hook
-        self.video_token_count = video_token_count
+        self.video_token_count = video_token_count  # this rank's shard under context parallelism
         self.score_in_call = score_in_call
+        self.layout = layout
+        self.calls = 0
         self.cross_frame_intensities: list[torch.Tensor] = []  # one [B_call] per call
+        self.last_cfi: torch.Tensor | None = None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is not F.scaled_dot_product_attention:
+        if func is not F.scaled_dot_product_attention and func not in _ATEN_ATTENTION_OPS:
             if _is_python_tensor_method(func) and args and isinstance(args[0], torch.Tensor):
                 # A Tensor method written in Python (torch/_tensor.py, e.g. Tensor.unflatten,
                 # whose body ends in `super().unflatten(...)`) is called as the method it is, as
@@ -117,21 +139,42 @@ class AttentionCapture(TorchFunctionMode):
                 # (dynamo cannot trace that `super()` call when inlining the function itself).
                 return getattr(args[0], func.__name__)(*args[1:], **kwargs)
             return func(*args, **kwargs)
-        call = dict(zip(_SDPA_PARAMETERS, args), **kwargs)
-        query, key = call["query"], call["key"]  # [B, H, N, D], [B, Hk, N, D]
-        video = self.hook.spec.video_token_range(query.shape[2], self.video_token_count)
+        if func is F.scaled_dot_product_attention:
+            call = dict(zip(_SDPA_PARAMETERS, args), **kwargs)
+            query, key, scale = call["query"], call["key"], call.get("scale")  # [B, H, N, D]
+        else:  # an aten attention op (returns a tuple whose first element is the output)
+            query, key, scale = args[0], args[1], kwargs.get("scale")
+        context = self.hook.context
+        call_index, self.calls = self.calls, self.calls + 1
         with torch.no_grad():
-            cfi = cross_frame_intensity(  # [B_call] float32
-                query[:, :, video], key[:, :, video], self.hook.context.num_frames,
-                scale=call.get("scale"), per_batch=True, backend=self.hook.config.backend,
-            )
-        self.cross_frame_intensities.append(cfi)
-        out = func(*args, **kwargs)  # [B, H, N, Dv]
+            if self.layout is None:
+                video = self.hook.spec.video_token_range(query.shape[2], self.video_token_count)
+                video_rows = [video]
+                cfi = cross_frame_intensity(  # [B_call] float32
+                    query[:, :, video], key[:, :, video], context.num_frames,
+                    scale=scale, per_batch=True, backend=self.hook.config.backend,
+                )
+            else:
+                cfi, video_rows = global_cross_frame_intensity(
+                    self.layout, self.hook.spec, call_index, query, key, self.video_token_count,
+                    context.num_frames, scale, self.hook.config.backend,
+                )
+        if cfi is not None:
+            self.cross_frame_intensities.append(cfi)
+            self.last_cfi = cfi
+        out = func(*args, **kwargs)  # [B, H, N, Dv], or a tuple starting with it
         if self.score_in_call:
-            # one call holds the whole model batch here (B, or Latte's B * S temporal sequences)
-            score = self.hook.score_from(cfi, batch_size=self.hook.context.batch_size)
-            out = scale_video_tokens(out, self.hook.expand_to_batch(score, out.shape[0]), video,
-                                     token_dim=2, inplace=not out.requires_grad)
+            # one call holds the whole model batch here (B, or Latte's B * S temporal sequences).
+            # Ring: every step's partial output gets the same score; the ring's merge of the
+            # steps is an affine combination, so the merged output is scaled by it too.
+            score = self.hook.score_from(self.last_cfi, batch_size=context.batch_size)
+            attention = out[0] if isinstance(out, tuple) else out
+            for video in video_rows:
+                attention = scale_video_tokens(
+                    attention, self.hook.expand_to_batch(score, attention.shape[0]), video,
+                    token_dim=2, inplace=not attention.requires_grad,
+                )
+            out = (attention,) + tuple(out[1:]) if isinstance(out, tuple) else attention
         return out
 
 
@@ -154,18 +197,15 @@ class EnhanceAVideoAttentionHook(ModelHook):
         self.pending_residual_score = None
         if not self.context.active:
             return self.fn_ref.original_forward(*args, **kwargs)
-        if getattr(getattr(module, "processor", None), "_parallel_config", None) is not None:
-            # Context parallelism shards the tokens (Ring) or the heads (Ulysses) of this call over
-            # ranks: each rank's CFI would be a partial mean and the ranks' scores would differ.
-            # Until the partial sums are all-reduced over the CP group (docs/multi_gpu.md), fail
-            # loudly rather than enhance each shard differently.
-            raise NotImplementedError(
-                f"Enhance-A-Video does not support diffusers context parallelism yet "
-                f"({self.layer_name} has a ContextParallelConfig); see docs/multi_gpu.md"
-            )
+        # diffusers context parallelism (ContextParallelConfig): each rank's attention call sees a
+        # shard (Ulysses: a subset of heads; Ring: a token shard); partial sums are all-reduced
+        # over the CP group so every rank applies the same, exact score (context_parallel.py).
+        layout = context_parallel_layout(
+            getattr(getattr(module, "processor", None), "_parallel_config", None), self.layer_name
+        )
         hidden_states = args[0] if args else kwargs["hidden_states"]  # [B, N_video, C]
         score_in_call = self.config.placement == "attention_output" and self.spec.residual_branch is None
-        capture = AttentionCapture(self, hidden_states.shape[1], score_in_call)
+        capture = AttentionCapture(self, hidden_states.shape[1], score_in_call, layout)
         with capture:
             output = self.fn_ref.original_forward(*args, **kwargs)
         if not capture.cross_frame_intensities:

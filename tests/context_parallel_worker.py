@@ -1,0 +1,140 @@
+"""One rank of tests/test_context_parallel.py: tiny Wan / HunyuanVideo under diffusers context
+parallelism (gloo, CPU), with and without Enhance-A-Video.
+
+Usage: python context_parallel_worker.py RANK WORLD_SIZE PORT OUT_FILE
+
+The CPU-only workarounds for diffusers live here, never in the library:
+- ``enable_parallelism`` computes ``rank % torch.accelerator.device_count()``, which is 0 on a
+  machine without an accelerator: the count is patched to the world size around that call only.
+- diffusers' native backend cannot return the log-sum-exp Ring attention needs: the Ring runs
+  use a forward op that calls ``aten._scaled_dot_product_flash_attention_for_cpu`` (output and
+  LSE), what diffusers' ``_native_flash`` backend does on GPU.
+- HunyuanVideo has no ``_cp_plan`` in diffusers 0.42.1: ``HUNYUAN_CP_PLAN`` below splits the video
+  and text tokens (and the mask, and the RoPE tables) at the blocks and gathers at ``proj_out``.
+  Its text is unpadded: diffusers builds the mask as ``[all video; all text]``, which does not
+  follow the sharded layout; an all-true mask is the same in any layout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+MODES = ("ulysses", "ring")
+MODELS = ("wan", "hunyuan_video")
+PLACEMENTS = ("to_out", "attention_output")
+WEIGHT = 4.0
+DTYPE = torch.float32
+
+
+def hunyuan_cp_plan():
+    from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
+
+    split = lambda dims, dim=1, output=False: ContextParallelInput(  # noqa: E731
+        split_dim=dim, expected_dims=dims, split_output=output
+    )
+    return {
+        "rope": {0: split(2, dim=0, output=True), 1: split(2, dim=0, output=True)},
+        "transformer_blocks.0": {"hidden_states": split(3), "encoder_hidden_states": split(3)},
+        "transformer_blocks.*": {"attention_mask": split(4, dim=3)},
+        "single_transformer_blocks.*": {"attention_mask": split(4, dim=3)},
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
+
+
+def model_inputs(name: str, dtype: torch.dtype = DTYPE):
+    """(build, forward kwargs) of the tiny model in ``dtype``, identical on every rank and in the
+    parent."""
+    from adapters_tiny_models import CASES
+
+    case = CASES[name]
+    inputs = case.inputs(1, torch.Generator().manual_seed(7))
+    if name == "hunyuan_video":  # 6 text tokens (even: split over 2 ranks), none padded
+        generator = torch.Generator().manual_seed(8)
+        inputs["encoder_hidden_states"] = torch.randn(1, 6, 16, generator=generator)
+        inputs["encoder_attention_mask"] = torch.ones(1, 6, dtype=torch.bool)
+    inputs = {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v
+              for k, v in inputs.items()}
+    return (lambda: case.build().to(dtype)), inputs
+
+
+def _ring_forward_op(ctx, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                     scale=None, enable_gqa=False, return_lse=False, _save_ctx=True,
+                     _parallel_config=None):
+    """diffusers' native forward op, plus the LSE (``[B, N, H]``) Ring attention merges with."""
+    query, key, value = (x.permute(0, 2, 1, 3) for x in (query, key, value))  # [B, H, N, D]
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        attn_mask = torch.zeros(attn_mask.shape, dtype=query.dtype).masked_fill(~attn_mask, float("-inf"))
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale
+    )
+    out = out.permute(0, 2, 1, 3)
+    return (out, lse.permute(0, 2, 1)) if return_lse else out
+
+
+def run_case(name: str, mode: str, placement: str | None, dtype: torch.dtype = DTYPE):
+    """One forward on this rank; ``placement=None``: without the adapter."""
+    from diffusers import ContextParallelConfig
+    from diffusers.models import attention_dispatch
+
+    import eav_kernels as eav
+    from eav_kernels.adapters.hooks import ATTENTION_HOOK
+
+    build, inputs = model_inputs(name, dtype)
+    model = build()
+    world = dist.get_world_size()
+    config = ContextParallelConfig(**{f"{mode}_degree": world})
+    device_count = torch.accelerator.device_count
+    torch.accelerator.device_count = lambda: world
+    try:
+        model.enable_parallelism(
+            config=config, cp_plan=hunyuan_cp_plan() if name == "hunyuan_video" else None
+        )
+    finally:
+        torch.accelerator.device_count = device_count
+    if placement is not None:
+        eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(weight=WEIGHT, placement=placement))
+    original_op = attention_dispatch._native_attention_forward_op
+    if mode == "ring":
+        attention_dispatch._native_attention_forward_op = _ring_forward_op
+    try:
+        with torch.no_grad():
+            output = model(**inputs)[0]
+    finally:
+        attention_dispatch._native_attention_forward_op = original_op
+    scores = {}
+    for module_name, module in model.named_modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        hook = registry.get_hook(ATTENTION_HOOK) if registry is not None else None
+        if hook is not None:
+            scores[module_name] = hook.last_score.clone()
+    return output, scores
+
+
+def main() -> None:
+    rank, world, port, out_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+    try:
+        results = {}
+        for name in MODELS:
+            for mode in MODES:
+                plain, _ = run_case(name, mode, None)
+                for placement in PLACEMENTS:
+                    enhanced, scores = run_case(name, mode, placement)
+                    results[(name, mode, placement)] = {"enhanced": enhanced, "plain": plain, "scores": scores}
+
+        torch.save(results, out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
