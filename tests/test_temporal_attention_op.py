@@ -144,6 +144,28 @@ def test_fake_validates_like_the_kernel():
             torch.ops.eav.temporal_attention_with_cfi(fq, fk, fv[:, :, :3], 0.5)
 
 
+class _Spy:
+    """Stands in for torch.ops.eav.temporal_attention_with_cfi and counts the calls."""
+
+    def __init__(self, original):
+        self.original, self.calls = original, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.original(*args)
+
+
+def test_enhanced_sdpa_on_cpu_keeps_the_general_path(monkeypatch):
+    # Measured slower than SDPA + the CPU CFI kernel at Latte shapes (docs/cuda.md): not routed.
+    import eav_kernels as eav
+
+    spy = _Spy(torch.ops.eav.temporal_attention_with_cfi)
+    monkeypatch.setattr(torch.ops.eav, "temporal_attention_with_cfi", spy)
+    query, key, value = _inputs((6, 2, 2, 16, 40, 40, "bfhd"), torch.float32)
+    eav.enhanced_sdpa(query, key, value, num_frames=16, enhance_weight=4.0, backend="cpu")
+    assert spy.calls == 0
+
+
 # ------------------------------------------------------------------------------- CUDA twin
 
 def _cuda_skip_reason() -> str | None:
@@ -184,19 +206,12 @@ def test_cuda_enhanced_sdpa_takes_the_compiled_op(monkeypatch):
         pytest.skip(reason)
     import eav_kernels as eav
 
-    calls = []
-    original = torch.ops.eav.temporal_attention_with_cfi
-
-    class Spy:
-        def __call__(self, *args):
-            calls.append(1)
-            return original(*args)
-
-    monkeypatch.setattr(torch.ops.eav, "temporal_attention_with_cfi", Spy())
+    spy = _Spy(torch.ops.eav.temporal_attention_with_cfi)
+    monkeypatch.setattr(torch.ops.eav, "temporal_attention_with_cfi", spy)
     query, key, value = (torch.randn(64, 16, 4, 72, device="cuda", dtype=torch.bfloat16).transpose(1, 2)
                          for _ in range(3))
     kwargs = dict(num_frames=16, enhance_weight=4.0)
     fused = eav.enhanced_sdpa(query, key, value, backend="cuda", **kwargs)
-    assert calls, "pure temporal attention did not take the compiled CUDA op"
+    assert spy.calls == 1, "pure temporal attention did not take the compiled CUDA op"
     general = eav.enhanced_sdpa(query, key, value, backend="reference", **kwargs)
     torch.testing.assert_close(fused, general, atol=2e-2, rtol=2e-2)
