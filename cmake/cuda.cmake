@@ -96,11 +96,13 @@ set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 
 set(eav_cuda_kernels
-  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/cross_frame_intensity.cu)
+  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/cross_frame_intensity.cu
+  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/temporal_attention.cu)
 set_source_files_properties(${eav_cuda_kernels} PROPERTIES
   COMPILE_OPTIONS "${eav_gencode};-O3;-lineinfo")
 target_sources(_C PRIVATE ${eav_cuda_kernels}
-  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/cross_frame_intensity_cuda.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/cross_frame_intensity_cuda.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/temporal_attention_cuda.cpp)
 set_target_properties(_C PROPERTIES CUDA_ARCHITECTURES OFF)
 # cuda_archs() reports the list space-separated ("80 90a"): a ';' inside a definition does not
 # survive the build tool's shell.

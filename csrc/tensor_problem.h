@@ -1,4 +1,4 @@
-// Torch side of a cross-frame-intensity call: checks every precondition with the numbers in the
+// Torch side of a cross-frame-intensity (or temporal-attention) call: checks every precondition with the numbers in the
 // message, before any kernel touches memory, and describes the tensors as a CrossFrameProblem.
 // Shared by the CPU op and the CUDA launcher.
 #pragma once
@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "cross_frame_problem.h"
+#include "temporal_attention_problem.h"
 
 namespace eav {
 
@@ -78,6 +79,54 @@ inline CrossFrameProblem make_cross_frame_problem(const at::Tensor& query, const
     problem.key_strides[dim] = key.stride(dim);
   }
   problem.scale = static_cast<float>(scale);
+  return problem;
+}
+
+// query: [N_seq, H, F, D], key: [N_seq, Hk, F, D], value: [N_seq, Hk, F, Dv], H % Hk == 0, any
+// strides. The query/key checks are make_cross_frame_problem's (a sequence is one "batch element"
+// whose F tokens are F frames of one position); out and lse are left for the caller to set.
+inline TemporalAttentionProblem make_temporal_attention_problem(const at::Tensor& query,
+                                                                const at::Tensor& key,
+                                                                const at::Tensor& value,
+                                                                double scale) {
+  TORCH_CHECK_VALUE(query.dim() == 4, "eav: query must be [sequences, heads, frames, head_dim], got ",
+                    query.dim(), " dims ", query.sizes());
+  const CrossFrameProblem query_key = make_cross_frame_problem(query, key, query.size(2), scale);
+  TORCH_CHECK_VALUE(value.dim() == 4, "eav: value must be [sequences, kv_heads, frames, value_dim], got ",
+                    value.dim(), " dims ", value.sizes());
+  TORCH_CHECK_TYPE(value.layout() == at::kStrided, "eav: value must be a dense (strided) tensor, got ",
+                   value.layout());
+  TORCH_CHECK_TYPE(value.scalar_type() == query.scalar_type(), "eav: value (", value.scalar_type(),
+                   ") must have the dtype of query and key (", query.scalar_type(), ")");
+  TORCH_CHECK_VALUE(value.device() == query.device(), "eav: value (", value.device(),
+                    ") must be on the device of query and key (", query.device(), ")");
+  TORCH_CHECK_VALUE(value.size(0) == key.size(0) && value.size(1) == key.size(1) &&
+                        value.size(2) == key.size(2) && value.size(3) > 0,
+                    "eav: value ", value.sizes(), " must be [sequences, kv_heads, frames, value_dim] ",
+                    "with the first three of key ", key.sizes());
+  for (int dim = 0; dim < 4; ++dim) {
+    TORCH_CHECK_VALUE(value.stride(dim) >= 0, "eav: value strides ", value.strides(),
+                      " must be non-negative");
+  }
+  TORCH_CHECK_VALUE(value.has_storage(), "eav: value must be a tensor with storage");
+
+  TemporalAttentionProblem problem{};
+  problem.query = query_key.query;
+  problem.key = query_key.key;
+  problem.value = value.data_ptr();
+  problem.scalar_kind = query_key.scalar_kind;
+  problem.num_sequences = query_key.batch;
+  problem.heads = query_key.heads;
+  problem.kv_heads = query_key.kv_heads;
+  problem.num_frames = query_key.num_frames;
+  problem.head_dim = query_key.head_dim;
+  problem.value_dim = value.size(3);
+  for (int dim = 0; dim < 4; ++dim) {
+    problem.query_strides[dim] = query_key.query_strides[dim];
+    problem.key_strides[dim] = query_key.key_strides[dim];
+    problem.value_strides[dim] = value.stride(dim);
+  }
+  problem.scale = query_key.scale;
   return problem;
 }
 

@@ -37,6 +37,24 @@ else:
         check_scale(scale)
         return query.new_empty((query.shape[0],), dtype=torch.float32)
 
+    @torch.library.register_fake("eav::temporal_attention_with_cfi")
+    def _temporal_attention_with_cfi_fake(
+        query: torch.Tensor,  # [N_seq, H, F, D]
+        key: torch.Tensor,  # [N_seq, Hk, F, D]
+        value: torch.Tensor,  # [N_seq, Hk, F, Dv]
+        scale: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # out [N_seq, H, F, Dv] (query's dtype), lse [N_seq, H, F] float32, cfi [N_seq] float32;
+        # the preconditions of make_temporal_attention_problem (tensor_problem.h).
+        from .validation import check_scale, check_temporal_attention
+
+        check_temporal_attention(query, key, value)
+        check_scale(scale)
+        sequences, heads, frames, _ = query.shape
+        out = query.new_empty((sequences, heads, frames, value.shape[3]))
+        lse = query.new_empty((sequences, heads, frames), dtype=torch.float32)
+        return out, lse, query.new_empty((sequences,), dtype=torch.float32)
+
 
 def compiled_extension() -> types.ModuleType | None:
     """The ``eav_kernels._C`` module, or None when it is not built."""

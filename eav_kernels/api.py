@@ -200,12 +200,14 @@ def _fused_temporal_attention(
     video_tokens: slice | None,
     backend: str,
 ) -> torch.Tensor | None:
-    """``enhanced_sdpa`` in one Triton pass (issue #3) when the call is pure temporal attention.
+    """``enhanced_sdpa`` in one pass when the call is pure temporal attention: the compiled op
+    ``torch.ops.eav.temporal_attention_with_cfi`` when ``backend`` resolves to "cuda", the Triton
+    kernel when it resolves to "triton" (issue #3); any other backend takes the general path.
 
     Pure temporal attention: every token is video and the sequence is the frames (``N ==
     num_frames``, a batch of B*S sequences as in Latte's temporal blocks), no mask, no dropout,
-    not causal, no autograd, and ``backend`` resolves to "triton". Returns the enhanced output
-    ``[B, H, N, Dv]``, or None to take the general path (which also reports invalid input).
+    not causal, no autograd. Returns the enhanced output ``[B, H, N, Dv]``, or None to take the
+    general path (which also reports invalid input).
     """
     tensors = (query, key, value)
     if not all(isinstance(t, torch.Tensor) and t.dim() == 4 for t in tensors):
@@ -218,12 +220,18 @@ def _fused_temporal_attention(
     if video_tokens is not None and resolve_video_tokens(video_tokens, tokens) != (0, tokens):
         return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return None  # the Triton kernel is forward-only
+        return None  # the fused kernels are forward-only
     check_query_key(query, key, num_frames, enable_gqa=enable_gqa)
-    if select_backend(backend, query, key).name != "triton":
-        return None
-    from .triton_kernels.temporal_attention import temporal_attention_with_cfi
+    check_scale(scale)
+    name = select_backend(backend, query, key).name
+    if name == "cuda":
+        scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
+        out, _, per_sequence_cfi = torch.ops.eav.temporal_attention_with_cfi(query, key, value, scale)
+    elif name == "triton":
+        from .triton_kernels.temporal_attention import temporal_attention_with_cfi
 
-    out, _, per_sequence_cfi = temporal_attention_with_cfi(query, key, value, scale)
+        out, _, per_sequence_cfi = temporal_attention_with_cfi(query, key, value, scale)
+    else:
+        return None
     score = enhance_score(per_sequence_cfi.mean(), num_frames, enhance_weight)
     return scale_video_tokens(out, score, token_dim=2, inplace=True)

@@ -53,6 +53,34 @@ def check_query_key(
     check_num_frames(num_frames, query.shape[2])
 
 
+def check_temporal_attention(
+    query: torch.Tensor,  # [N_seq, H, F, D]
+    key: torch.Tensor,  # [N_seq, Hk, F, D]
+    value: torch.Tensor,  # [N_seq, Hk, F, Dv]
+) -> None:
+    """Raises TypeError/ValueError unless (query, key, value) are a batch of N_seq sequences of F
+    frames for temporal attention (the checks of ``temporal_attention_with_cfi``)."""
+    check_query_key(query, key, num_frames=1)  # a sequence's tokens are its frames
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"value must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() != 4:
+        raise ValueError(
+            f"value must be [sequences, kv_heads, frames, value_dim], got {value.dim()} dims "
+            f"{tuple(value.shape)}"
+        )
+    if value.layout != torch.strided:
+        raise TypeError(f"value must be a dense (strided) tensor, got layout {value.layout}")
+    if value.dtype != query.dtype:
+        raise TypeError(f"value ({value.dtype}) must have the dtype of query and key ({query.dtype})")
+    if value.device != query.device:
+        raise ValueError(f"value ({value.device}) must be on the device of query and key ({query.device})")
+    if value.shape[:3] != key.shape[:3] or value.shape[3] == 0:
+        raise ValueError(
+            f"value {tuple(value.shape)} must be [sequences, kv_heads, frames, value_dim] with the "
+            f"first three of key {tuple(key.shape)}"
+        )
+
+
 def check_scale(scale: float | None) -> None:
     """``scale`` is None (``head_dim ** -0.5``) or a finite real number."""
     if scale is None:

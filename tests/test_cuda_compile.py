@@ -2,7 +2,7 @@
 machine's nvcc and the cubins are really in the object (no GPU, no CUDA torch needed).
 
 The script caches its outputs by a hash of the sources, so after `make cuda-check` this only
-re-lists the cubins; a cold run takes ~25 s on 2 cores (nvcc and the launcher check in parallel).
+re-lists the cubins; a cold run takes ~50 s on 2 cores (nvcc and the launcher check in parallel).
 """
 
 from __future__ import annotations
@@ -36,3 +36,6 @@ def test_cuda_sources_compile_for_sm80_and_sm90a():
     assert result.returncode == 0, output
     assert "sm_80" in output and "sm_90a" in output, output
     assert "cuda-check: OK" in output, output
+    for kernel in ("cross_frame_intensity", "temporal_attention"):  # contracts 1 and 2
+        for arch in ("sm_80", "sm_90a"):
+            assert f"{kernel}.{arch}.cubin" in output, output

@@ -30,12 +30,14 @@ def main() -> None:
         f'#include "{ROOT}/csrc/cpu/cross_frame_intensity_kernel.cpp"\n'
     )
     sources = [ROOT / "csrc/registration.cpp", ROOT / "csrc/cpu/cross_frame_intensity_cpu.cpp",
-               kernel]
+               ROOT / "csrc/cpu/temporal_attention_cpu.cpp", kernel]
     cflags = ["-O3", "-fopenmp", "-DTORCH_EXTENSION_NAME=_C"]
     cuda_flags = ["-O3", "-lineinfo"]
     if archs:
         sources += [ROOT / "csrc/cuda/cross_frame_intensity.cu",
-                    ROOT / "csrc/cuda/cross_frame_intensity_cuda.cpp"]
+                    ROOT / "csrc/cuda/cross_frame_intensity_cuda.cpp",
+                    ROOT / "csrc/cuda/temporal_attention.cu",
+                    ROOT / "csrc/cuda/temporal_attention_cuda.cpp"]
         cflags.append(f'-DEAV_CUDA_ARCHS="{" ".join(archs)}"')
         cuda_flags += [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
     os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 1))

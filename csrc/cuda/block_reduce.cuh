@@ -2,6 +2,8 @@
 // result does not depend on scheduling and repeated calls are bitwise equal.
 #pragma once
 
+#include <cstdint>
+
 namespace eav::cuda {
 
 // Butterfly all-reduce over the 4 lanes of a quad (lanes 4g .. 4g + 3). Every lane ends with the
@@ -41,6 +43,27 @@ __device__ __forceinline__ float block_sum(float value) {
     for (int w = 0; w < kWarps; ++w) total += warp_sums[w];
   }
   return total;
+}
+
+// out[b] = (sum of the `per_output` partials of output b) / divisor, the sum taken in double in a
+// fixed order (thread-strided, then a shared-memory tree). One block of kThreads per output.
+//   partials: [outputs, per_output] float32
+//   out:      [outputs] float32
+template <int kThreads>
+__global__ void __launch_bounds__(kThreads)
+    reduce_partials_kernel(const float* __restrict__ partials, int64_t per_output, double divisor,
+                           float* __restrict__ out) {
+  __shared__ double sums[kThreads];
+  const float* own = partials + static_cast<int64_t>(blockIdx.x) * per_output;
+  double sum = 0.0;
+  for (int64_t i = threadIdx.x; i < per_output; i += kThreads) sum += own[i];
+  sums[threadIdx.x] = sum;
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) sums[threadIdx.x] += sums[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<float>(sums[0] / divisor);
 }
 
 }  // namespace eav::cuda

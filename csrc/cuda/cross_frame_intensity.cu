@@ -33,7 +33,7 @@
 #include <cstdint>
 
 #include "block_reduce.cuh"
-#include "mma.cuh"
+#include "frame_tile.cuh"
 #include "row_softmax.cuh"
 
 namespace eav::cuda {
@@ -42,7 +42,6 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kPositionsPerBlock = 8;   // 8 positions x up to 3 query tiles (F <= 48) = 24 items
-constexpr int kFrameTile = 16;          // query frames per MMA tile, key frames per softmax chunk
 constexpr int kReduceThreads = 256;
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -101,59 +100,23 @@ __global__ void __launch_bounds__(kThreads)
     const uint16_t* query_position = query_head + position * p.query_strides[2];
     const uint16_t* key_position = key_head + position * p.key_strides[2];
 
-    // A fragments of the 16 query frames, all head dims: 2 rows x kDimChunks x 16 bytes per lane.
     uint4 query_lo[kDimChunks];
     uint4 query_hi[kDimChunks];
-    {
-      const bool lo_valid = row_lo < frames;
-      const bool hi_valid = row_hi < frames;
-      const uint16_t* lo = query_position + (lo_valid ? row_lo : 0) * query_frame_stride;
-      const uint16_t* hi = query_position + (hi_valid ? row_hi : 0) * query_frame_stride;
-#pragma unroll
-      for (int chunk = 0; chunk < kDimChunks; ++chunk) {
-        const int first_dim = chunk * 32 + quad_lane * 8;
-        query_lo[chunk] = load_dim_group<kVectorized>(lo, p.query_strides[3], first_dim, head_dim, lo_valid);
-        query_hi[chunk] = load_dim_group<kVectorized>(hi, p.query_strides[3], first_dim, head_dim, hi_valid);
-      }
-    }
+    load_query_fragments<kDimChunks, kVectorized>(query_position, query_frame_stride,
+                                                  p.query_strides[3], row_lo, frames, head_dim,
+                                                  quad_lane, query_lo, query_hi);
 
     RowMass row_mass_lo;
     RowMass row_mass_hi;
     for (int key_chunk = 0; key_chunk < frames; key_chunk += kFrameTile) {
-      float logits[2][4] = {};  // [n8 tile][C fragment]: keys key_chunk + 8 * tile + 2q + {0, 1}
-#pragma unroll
-      for (int tile = 0; tile < 2; ++tile) {
-        const int key = key_chunk + tile * 8 + group;  // the key frame this lane loads for B
-        const bool key_valid = key < frames;
-        const uint16_t* key_row = key_position + (key_valid ? key : 0) * key_frame_stride;
-#pragma unroll
-        for (int chunk = 0; chunk < kDimChunks; ++chunk) {
-          const uint4 k = load_dim_group<kVectorized>(key_row, p.key_strides[3],
-                                                      chunk * 32 + quad_lane * 8, head_dim, key_valid);
-          const uint4& lo = query_lo[chunk];
-          const uint4& hi = query_hi[chunk];
-          mma_m16n8k16<Element>(logits[tile], lo.x, hi.x, lo.y, hi.y, k.x, k.y);
-          mma_m16n8k16<Element>(logits[tile], lo.z, hi.z, lo.w, hi.w, k.z, k.w);
-        }
-      }
-      // This lane's 4 logits of row_lo (C regs 0, 1) and of row_hi (C regs 2, 3).
       int keys[4];
       float lo_logits[4];
       float hi_logits[4];
-#pragma unroll
-      for (int tile = 0; tile < 2; ++tile) {
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const int key = key_chunk + tile * 8 + quad_lane * 2 + i;
-          keys[tile * 2 + i] = key;
-          lo_logits[tile * 2 + i] = key < frames ? logits[tile][i] * scale_log2 : -INFINITY;
-          hi_logits[tile * 2 + i] = key < frames ? logits[tile][2 + i] * scale_log2 : -INFINITY;
-        }
-      }
-      const float lo_max = quad_max(fmaxf(fmaxf(lo_logits[0], lo_logits[1]), fmaxf(lo_logits[2], lo_logits[3])));
-      const float hi_max = quad_max(fmaxf(fmaxf(hi_logits[0], hi_logits[1]), fmaxf(hi_logits[2], hi_logits[3])));
-      row_mass_lo.update(lo_logits, keys, row_lo, lo_max);
-      row_mass_hi.update(hi_logits, keys, row_hi, hi_max);
+      key_chunk_logits<Element, kDimChunks, kVectorized>(
+          query_lo, query_hi, key_position, key_frame_stride, p.key_strides[3], key_chunk, frames,
+          head_dim, scale_log2, group, quad_lane, keys, lo_logits, hi_logits);
+      row_mass_lo.update(lo_logits, keys, row_lo, chunk_row_max(lo_logits));
+      row_mass_hi.update(hi_logits, keys, row_hi, chunk_row_max(hi_logits));
     }
 
     // The 4 lanes of a quad share each row (and its running max): add their sums.
@@ -230,26 +193,6 @@ __global__ void __launch_bounds__(kThreads)
 
   const float total = block_sum<kWarps>(mass);
   if (threadIdx.x == 0) partials[blockIdx.x] = total;
-}
-
-// per_batch_cfi[b] = (sum of the partials of batch element b) / rows_times_pairs, the sum taken in
-// double in a fixed order (thread-strided, then a shared-memory tree).
-//   partials:      [batch, blocks_per_batch] float32
-//   per_batch_cfi: [batch] float32; one block per batch element
-__global__ void __launch_bounds__(kReduceThreads)
-    reduce_partials_kernel(const float* __restrict__ partials, int64_t blocks_per_batch,
-                           double rows_times_pairs, float* __restrict__ per_batch_cfi) {
-  __shared__ double sums[kReduceThreads];
-  const float* batch_partials = partials + blockIdx.x * blocks_per_batch;
-  double sum = 0.0;
-  for (int64_t i = threadIdx.x; i < blocks_per_batch; i += kReduceThreads) sum += batch_partials[i];
-  sums[threadIdx.x] = sum;
-  __syncthreads();
-  for (int stride = kReduceThreads / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) sums[threadIdx.x] += sums[threadIdx.x + stride];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) per_batch_cfi[blockIdx.x] = static_cast<float>(sums[0] / rows_times_pairs);
 }
 
 bool aligned_16_bytes(const void* pointer, const int64_t (&strides)[4]) {
@@ -335,7 +278,7 @@ cudaError_t launch_cross_frame_intensity(const CrossFrameProblem& p, int compute
   const double rows_times_pairs = static_cast<double>(p.heads) * static_cast<double>(p.spatial) *
                                   static_cast<double>(p.num_frames) *
                                   static_cast<double>(p.num_frames - 1);
-  reduce_partials_kernel<<<static_cast<unsigned>(p.batch), kReduceThreads, 0, stream>>>(
+  reduce_partials_kernel<kReduceThreads><<<static_cast<unsigned>(p.batch), kReduceThreads, 0, stream>>>(
       partials, blocks / p.batch, rows_times_pairs, per_batch_cfi);
   return cudaGetLastError();
 }

@@ -1,4 +1,5 @@
-// Online softmax of one temporal-attention row reduced to what CFI needs: the off-diagonal mass.
+// Online softmax of one temporal-attention row, keeping what CFI needs: the off-diagonal mass
+// (and, for the temporal-attention kernel, each chunk's unnormalised probabilities).
 //
 // A row's logits arrive in chunks of key frames. We keep the running maximum and, rescaled to it,
 // the running sums of the off-diagonal and the diagonal exponentials separately; the row's
@@ -22,23 +23,34 @@ struct RowMass {
   // Folds in `count` logits (masked keys are -inf) of keys `keys[i]`; `chunk_max` is the maximum of
   // the chunk over every lane that shares this row (so all of them rescale alike).
   // A NaN or +inf logit makes the row NaN, as softmax would.
+  // weights[i] = exp2(logits[i] - new max) (the unnormalised probabilities, for P V); returns the
+  // factor exp2(old max - new max) by which earlier sums (and an output accumulator) are rescaled.
   template <int count>
-  __device__ __forceinline__ void update(const float (&logits)[count], const int (&keys)[count],
-                                         int row, float chunk_max) {
+  __device__ __forceinline__ float update(const float (&logits)[count], const int (&keys)[count],
+                                          int row, float chunk_max, float (&weights)[count]) {
     const float new_max = fmaxf(max_logit, chunk_max);
     const float rescale = exp2f(max_logit - new_max);  // 0 on the first chunk (-inf - finite)
     off *= rescale;
     diag *= rescale;
 #pragma unroll
     for (int i = 0; i < count; ++i) {
-      const float weight = exp2f(logits[i] - new_max);
+      weights[i] = exp2f(logits[i] - new_max);
       if (keys[i] == row) {
-        diag += weight;
+        diag += weights[i];
       } else {
-        off += weight;
+        off += weights[i];
       }
     }
     max_logit = new_max;
+    return rescale;
+  }
+
+  // The same, for CFI alone (weights and rescale unused).
+  template <int count>
+  __device__ __forceinline__ void update(const float (&logits)[count], const int (&keys)[count],
+                                         int row, float chunk_max) {
+    float weights[count];
+    update(logits, keys, row, chunk_max, weights);
   }
 };
 
