@@ -18,16 +18,9 @@ def check_query_key(
     enable_gqa: bool = True,
 ) -> None:
     """Raises TypeError/ValueError unless (query, key, num_frames) describe a CFI problem."""
+    check_dense_4d("query", query, "[batch, heads, tokens, head_dim]")
+    check_dense_4d("key", key, "[batch, heads, tokens, head_dim]")
     for name, tensor in (("query", query), ("key", key)):
-        if not isinstance(tensor, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-        if tensor.dim() != 4:
-            raise ValueError(
-                f"{name} must be [batch, heads, tokens, head_dim], got {tensor.dim()} dims "
-                f"{tuple(tensor.shape)}"
-            )
-        if tensor.layout != torch.strided:
-            raise TypeError(f"{name} must be a dense (strided) tensor, got layout {tensor.layout}")
         if tensor.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name} must be float32, float16 or bfloat16, got {tensor.dtype}")
     if query.dtype != key.dtype:
@@ -61,15 +54,7 @@ def check_temporal_attention(
     """Raises TypeError/ValueError unless (query, key, value) are a batch of N_seq sequences of F
     frames for temporal attention (the checks of ``temporal_attention_with_cfi``)."""
     check_query_key(query, key, num_frames=1)  # a sequence's tokens are its frames
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"value must be a torch.Tensor, got {type(value).__name__}")
-    if value.dim() != 4:
-        raise ValueError(
-            f"value must be [sequences, kv_heads, frames, value_dim], got {value.dim()} dims "
-            f"{tuple(value.shape)}"
-        )
-    if value.layout != torch.strided:
-        raise TypeError(f"value must be a dense (strided) tensor, got layout {value.layout}")
+    check_dense_4d("value", value, "[sequences, kv_heads, frames, value_dim]")
     if value.dtype != query.dtype:
         raise TypeError(f"value ({value.dtype}) must have the dtype of query and key ({query.dtype})")
     if value.device != query.device:
@@ -79,6 +64,16 @@ def check_temporal_attention(
             f"value {tuple(value.shape)} must be [sequences, kv_heads, frames, value_dim] with the "
             f"first three of key {tuple(key.shape)}"
         )
+
+
+def check_dense_4d(name: str, tensor: torch.Tensor, layout: str) -> None:
+    """``tensor`` is a dense (strided) 4-d torch.Tensor laid out as ``layout`` (for the message)."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dim() != 4:
+        raise ValueError(f"{name} must be {layout}, got {tensor.dim()} dims {tuple(tensor.shape)}")
+    if tensor.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {tensor.layout}")
 
 
 def check_scale(scale: float | None) -> None:

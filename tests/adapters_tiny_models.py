@@ -130,7 +130,8 @@ def _wan_build():
     return randomise_(model, _gen(2))
 
 
-def _wan_inputs(batch_size, generator, timestep=500.0):
+def _video_and_text_inputs(batch_size, generator, timestep=500.0):
+    """Wan and Latte forwards: 3 latent frames of 8 x 8, 5 text tokens of width 16."""
     return dict(
         hidden_states=_randn(generator, batch_size, 4, 3, 8, 8),  # [B, C, F, H, W]
         timestep=torch.full((batch_size,), timestep),
@@ -201,15 +202,6 @@ def _latte_build():
     return randomise_(model, _gen(5))
 
 
-def _latte_inputs(batch_size, generator, timestep=500.0):
-    return dict(
-        hidden_states=_randn(generator, batch_size, 4, 3, 8, 8),  # [B, C, F, H, W]
-        timestep=torch.full((batch_size,), timestep),
-        encoder_hidden_states=_randn(generator, batch_size, 5, 16),
-        return_dict=False,
-    )
-
-
 CASES = {
     case.name: case
     for case in [
@@ -218,11 +210,11 @@ CASES = {
                   r"transformer_blocks\.\d+\.attn1", "first", 3),
         ModelCase("hunyuan_video", _hunyuan_build, _hunyuan_inputs,
                   r"(single_)?transformer_blocks\.\d+\.attn", "last", 3),
-        ModelCase("wan", _wan_build, _wan_inputs, r"blocks\.\d+\.attn1", None, 3),
+        ModelCase("wan", _wan_build, _video_and_text_inputs, r"blocks\.\d+\.attn1", None, 3),
         ModelCase("ltx_video", _ltx_build, _ltx_inputs, r"transformer_blocks\.\d+\.attn1", None, 3),
         ModelCase("mochi", _mochi_build, _mochi_inputs, r"transformer_blocks\.\d+\.attn1", "last", 3,
                   residual_branch="norm2", timestep_rises=True),
-        ModelCase("latte", _latte_build, _latte_inputs, r"temporal_transformer_blocks\.\d+\.attn1",
+        ModelCase("latte", _latte_build, _video_and_text_inputs, r"temporal_transformer_blocks\.\d+\.attn1",
                   None, 3),
     ]
 }
