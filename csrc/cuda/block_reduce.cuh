@@ -2,6 +2,9 @@
 // result does not depend on scheduling and repeated calls are bitwise equal.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cstdint>
 
 namespace eav::cuda {
@@ -27,6 +30,22 @@ __device__ __forceinline__ float warp_sum(float value) {
     value += __shfl_xor_sync(0xffffffffu, value, offset);
   }
   return value;
+}
+
+__device__ __forceinline__ float to_float(float value) { return value; }
+__device__ __forceinline__ float to_float(__half value) { return __half2float(value); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
+
+// fp32 dot product of two rows of `length` elements (element strides a_stride, b_stride): lane
+// takes dims lane, lane + 32, ... with fmaf, then the warp all-reduce (same bits on every lane).
+template <typename Element>
+__device__ __forceinline__ float warp_dot(const Element* a, int64_t a_stride, const Element* b,
+                                          int64_t b_stride, int64_t length) {
+  float dot = 0.f;
+  for (int64_t dim = threadIdx.x % 32; dim < length; dim += 32) {
+    dot = fmaf(to_float(a[dim * a_stride]), to_float(b[dim * b_stride]), dot);
+  }
+  return warp_sum(dot);
 }
 
 // Sum of `value` over the kWarps * 32 threads of the block, valid on thread 0: a warp tree, then

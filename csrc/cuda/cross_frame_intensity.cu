@@ -134,12 +134,9 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) partials[blockIdx.x] = total;
 }
 
-__device__ __forceinline__ float to_float(float value) { return value; }
-__device__ __forceinline__ float to_float(__half value) { return __half2float(value); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
-
 // SIMT kernel, any dtype and head_dim: a warp per position, each logit a warp-wide fp32 dot
-// product (lanes split the head dims) and an exact expf online softmax per row.
+// product (warp_dot: lanes split the head dims) and an online softmax per row, one key at a time
+// (RowMass, log2 units).
 //   p:        query [B, H, F*S, D], key [B, Hk, F*S, D] (any strides, elements), F >= 2
 //   partials: [B * H * ceil(S / kPositionsPerBlock)] float32, one per block, written
 template <typename Element>
@@ -153,41 +150,26 @@ __global__ void __launch_bounds__(kThreads)
   int positions;
   locate_block(p, blockIdx.x, query_head, key_head, first_position, positions);
 
-  const int64_t frames = p.num_frames;
+  const int64_t frames = p.num_frames;  // <= INT_MAX (checked at launch): int rows and keys
   const int64_t query_frame_stride = p.spatial * p.query_strides[2];
   const int64_t key_frame_stride = p.spatial * p.key_strides[2];
+  const float scale_log2 = p.scale * kLog2e;
 
   float mass = 0.f;  // lane 0 only
   for (int item = warp; item < positions; item += kWarps) {
     const int64_t position = first_position + item;
     const Element* query_position = query_head + position * p.query_strides[2];
     const Element* key_position = key_head + position * p.key_strides[2];
-    for (int64_t row = 0; row < frames; ++row) {
+    for (int row = 0; row < frames; ++row) {
       const Element* query_row = query_position + row * query_frame_stride;
-      float max_logit = -INFINITY;
-      float off = 0.f;
-      float diag = 0.f;
-      for (int64_t key = 0; key < frames; ++key) {
+      RowMass row_mass;
+      for (int key = 0; key < frames; ++key) {
         const Element* key_row = key_position + key * key_frame_stride;
-        float dot = 0.f;
-        for (int64_t dim = lane; dim < p.head_dim; dim += 32) {
-          dot = fmaf(to_float(query_row[dim * p.query_strides[3]]),
-                     to_float(key_row[dim * p.key_strides[3]]), dot);
-        }
-        const float logit = warp_sum(dot) * p.scale;  // same bits on every lane
-        const float new_max = fmaxf(max_logit, logit);
-        const float rescale = expf(max_logit - new_max);
-        const float weight = expf(logit - new_max);
-        off *= rescale;
-        diag *= rescale;
-        if (key == row) {
-          diag += weight;
-        } else {
-          off += weight;
-        }
-        max_logit = new_max;
+        const float logit =
+            warp_dot(query_row, p.query_strides[3], key_row, p.key_strides[3], p.head_dim) * scale_log2;
+        row_mass.update(logit, key, row);
       }
-      if (lane == 0) mass += off / (off + diag);
+      if (lane == 0) mass += row_mass.off / (row_mass.off + row_mass.diag);
     }
   }
 

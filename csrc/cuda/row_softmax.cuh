@@ -52,6 +52,23 @@ struct RowMass {
     float weights[count];
     update(logits, keys, row, chunk_max, weights);
   }
+
+  // One logit at a time (the SIMT kernels: a chunk of one key, the same bits on every lane that
+  // shares the row, so chunk_max = logit); weight = exp2(logit - new max), returns the rescale.
+  __device__ __forceinline__ float update(float logit, int key, int row, float& weight) {
+    const float logits[1] = {logit};
+    const int keys[1] = {key};
+    float weights[1];
+    const float rescale = update(logits, keys, row, logit, weights);
+    weight = weights[0];
+    return rescale;
+  }
+
+  // The same, for CFI alone.
+  __device__ __forceinline__ void update(float logit, int key, int row) {
+    float weight;
+    update(logit, key, row, weight);
+  }
 };
 
 }  // namespace eav::cuda

@@ -108,10 +108,6 @@ __device__ inline int items_of_block(const TemporalAttentionProblem& p, int64_t 
   return static_cast<int>(sequences) * query_tiles;
 }
 
-__device__ __forceinline__ float to_float(float value) { return value; }
-__device__ __forceinline__ float to_float(__half value) { return __half2float(value); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
-
 template <typename Element>
 __device__ __forceinline__ Element from_float(float value) {
   if constexpr (std::is_same_v<Element, __half>) {
@@ -263,15 +259,17 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // SIMT kernel, any dtype and sizes: a warp per item, its (up to) 16 rows one after another; each
-// logit a warp-wide fp32 dot product, exact expf online softmax; value dims in passes of
-// 32 * kSimtValuesPerLane (one pass for value_dim <= 256; more passes recompute the logits).
+// logit a warp-wide fp32 dot product (warp_dot), online softmax one key at a time (RowMass, log2
+// units); value dims in passes of 32 * kSimtValuesPerLane (one pass for value_dim <= 256; more
+// passes recompute the logits).
 template <typename Element>
 __global__ void __launch_bounds__(kThreads)
     temporal_attention_simt_kernel(const __grid_constant__ TemporalAttentionProblem p,
                                    int64_t sequences_per_block, float* __restrict__ partials) {
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
-  const int64_t frames = p.num_frames;
+  const int64_t frames = p.num_frames;  // <= INT_MAX (checked at launch): int rows and keys
+  const float scale_log2 = p.scale * kLog2e;
   const int query_tiles = static_cast<int>(query_tiles_of(p));
   const int items = items_of_block(p, blockIdx.x, sequences_per_block, query_tiles);
 
@@ -282,34 +280,19 @@ __global__ void __launch_bounds__(kThreads)
     const Element* value = static_cast<const Element*>(at.value);
     Element* out = static_cast<Element*>(at.out);
     float mass = 0.f;  // lane 0 only
-    const int64_t first_row = static_cast<int64_t>(at.query_tile) * kFrameTile;
-    const int64_t end_row = first_row + kFrameTile < frames ? first_row + kFrameTile : frames;
-    for (int64_t row = first_row; row < end_row; ++row) {
+    const int first_row = at.query_tile * kFrameTile;
+    const int end_row = static_cast<int>(frames - first_row < kFrameTile ? frames : first_row + kFrameTile);
+    for (int row = first_row; row < end_row; ++row) {
       const Element* query_row = query + row * p.query_strides[2];
       for (int64_t first_dim = 0; first_dim < p.value_dim; first_dim += 32 * kSimtValuesPerLane) {
-        float max_logit = -INFINITY;
-        float off = 0.f;
-        float diag = 0.f;
+        RowMass row_mass;
         float acc[kSimtValuesPerLane] = {};
-        for (int64_t j = 0; j < frames; ++j) {
+        for (int j = 0; j < frames; ++j) {
           const Element* key_row = key + j * p.key_strides[2];
-          float dot = 0.f;
-          for (int64_t dim = lane; dim < p.head_dim; dim += 32) {
-            dot = fmaf(to_float(query_row[dim * p.query_strides[3]]),
-                       to_float(key_row[dim * p.key_strides[3]]), dot);
-          }
-          const float logit = warp_sum(dot) * p.scale;  // same bits on every lane
-          const float new_max = fmaxf(max_logit, logit);
-          const float rescale = expf(max_logit - new_max);
-          const float weight = expf(logit - new_max);
-          off *= rescale;
-          diag *= rescale;
-          if (j == row) {
-            diag += weight;
-          } else {
-            off += weight;
-          }
-          max_logit = new_max;
+          const float logit =
+              warp_dot(query_row, p.query_strides[3], key_row, p.key_strides[3], p.head_dim) * scale_log2;
+          float weight;
+          const float rescale = row_mass.update(logit, j, row, weight);
           const Element* value_row = value + j * p.value_strides[2];
 #pragma unroll
           for (int i = 0; i < kSimtValuesPerLane; ++i) {
@@ -318,7 +301,7 @@ __global__ void __launch_bounds__(kThreads)
             acc[i] = fmaf(weight, v, acc[i] * rescale);
           }
         }
-        const float total = off + diag;
+        const float total = row_mass.off + row_mass.diag;
 #pragma unroll
         for (int i = 0; i < kSimtValuesPerLane; ++i) {
           const int64_t dim = first_dim + lane + 32 * i;
@@ -327,8 +310,9 @@ __global__ void __launch_bounds__(kThreads)
           }
         }
         if (first_dim == 0 && lane == 0) {
-          p.lse[(at.sequence * p.heads + at.head) * frames + row] = max_logit + logf(total);
-          mass += off / total;
+          p.lse[(at.sequence * p.heads + at.head) * frames + row] =
+              (row_mass.max_logit + log2f(total)) * kLn2;  // natural log, as the MMA kernel
+          mass += row_mass.off / total;
         }
       }
     }
