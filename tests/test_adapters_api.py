@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
+
 from adapters_tiny_models import CASES
 from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
 from eav_kernels.adapters import AdapterSpec, supported_models
-
-pytest.importorskip("diffusers")
 
 
 def test_unsupported_model_lists_supported_ones():

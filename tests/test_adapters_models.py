@@ -4,10 +4,11 @@ reference (tests/adapters_tiny_models.py)."""
 import pytest
 import torch
 
+pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
+
 from adapters_tiny_models import CASES, attention_layer_names, reference_output, run
 from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
 
-pytest.importorskip("diffusers")
 
 ALL = sorted(CASES)
 

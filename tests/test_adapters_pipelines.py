@@ -4,10 +4,10 @@ downloads) run a few denoising steps with and without Enhance-A-Video."""
 import pytest
 import torch
 
+diffusers = pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
+
 from adapters_tiny_models import CASES, randomise_
 from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
-
-diffusers = pytest.importorskip("diffusers")
 
 
 def _cogvideox_pipeline():

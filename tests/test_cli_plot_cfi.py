@@ -6,12 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
+pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
+
 from adapters_tiny_models import CASES, run
 from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
 from eav_kernels.cli import main
 from eav_kernels.telemetry import CFIRecorder, load_record, record_matrix
 
-pytest.importorskip("diffusers")
 pytest.importorskip("matplotlib")
 
 

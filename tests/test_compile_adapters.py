@@ -13,11 +13,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
+
 from adapters_tiny_models import CASES, run
 from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
 from eav_kernels._extension import compiled_extension
-
-pytest.importorskip("diffusers")
 
 
 @pytest.mark.parametrize(

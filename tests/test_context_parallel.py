@@ -20,6 +20,8 @@ import sys
 import pytest
 import torch
 
+pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
+
 import eav_kernels as eav
 from context_parallel_worker import MODELS, MODES, PLACEMENTS, WEIGHT, model_inputs
 from eav_kernels.adapters.hooks import ATTENTION_HOOK
