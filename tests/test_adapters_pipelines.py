@@ -7,17 +7,14 @@ import torch
 diffusers = pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
 
 from adapters_tiny_models import CASES, randomise_
+from cli_helpers import load_tool
 from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
 
 
 def _cogvideox_pipeline():
-    vae = diffusers.AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
-    ).eval()
     return diffusers.CogVideoXPipeline(
-        tokenizer=None, text_encoder=None, vae=vae, transformer=CASES["cogvideox"].build(),
+        tokenizer=None, text_encoder=None, vae=load_tool("make_tiny_pipeline").tiny_cogvideox_vae(),
+        transformer=CASES["cogvideox"].build(),
         scheduler=diffusers.CogVideoXDDIMScheduler(),
     )
 

@@ -46,6 +46,17 @@ def tiny_tokenizer():
                                    unk_token="<unk>", model_max_length=TEXT_TOKENS)
 
 
+def tiny_cogvideox_vae():
+    """A CogVideoX VAE with 8 channels per block: 4 latent channels, 4x temporal compression."""
+    import diffusers
+
+    return diffusers.AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
+    ).eval()
+
+
 def tiny_cogvideox_pipeline():
     import diffusers
     from transformers import T5Config, T5EncoderModel
@@ -62,13 +73,8 @@ def tiny_cogvideox_pipeline():
         patch_size=2, temporal_compression_ratio=4, max_text_seq_length=TEXT_TOKENS,
     )
     _randomise_(transformer, 11)
-    vae = diffusers.AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
-    ).eval()
     return diffusers.CogVideoXPipeline(
-        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=tiny_cogvideox_vae(), transformer=transformer,
         scheduler=diffusers.CogVideoXDDIMScheduler(),
     )
 
