@@ -1,4 +1,4 @@
-"""GPU benchmark of the CUDA CFI kernel (issue #4): its HBM roofline, and enhanced_sdpa's overhead.
+"""GPU benchmark of the CUDA CFI kernel: its HBM roofline, and enhanced_sdpa's overhead.
 
 Rows (bf16 by default, batch 1, the video tokens of each preset in eav_kernels.presets, q, k, v
 as transposed views of [1, N, H, D] tensors, as diffusers hands them to SDPA):

@@ -1,4 +1,4 @@
-"""GPU benchmark of the fused Triton temporal attention (issue #3): one run, ratios, median times, CSV.
+"""GPU benchmark of the fused Triton temporal attention: one run, ratios, median times, CSV.
 
 Latte's temporal blocks (the ``latte-temporal`` preset of eav_kernels.presets: B*S = 1024
 sequences, H = 16, D = 72), swept over F = 16, 32, 64 by default. Four contenders, timed
@@ -10,7 +10,7 @@ interleaved (a b c d a b c d ...) on the same q, k, v (transposed views of [B*S,
 - ``sdpa + official-style CFI``: SDPA and the paper's materialising CFI;
 - ``sdpa + triton CFI``: SDPA and the Triton per-sequence CFI kernel.
 
-The Triton CFI kernel at the other presets of DESIGN.md section 2 (against the paper's path and
+The Triton CFI kernel at the other presets of eav_kernels/presets.py (against the paper's path and
 the other backends) is ``eav bench --device cuda`` (eav_kernels/cli/bench.py); gpu_check.sh runs
 both. Times and peak memory come from eav_kernels.benchmarking (median wall time of synchronised
 calls after a warm-up, launch included; peak memory above what was allocated before).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for a GPU machine (issue #4): build the extension with its CUDA kernels for the
+# One command for a GPU machine: build the extension with its CUDA kernels for the
 # visible GPU, run the CUDA and Triton tests (pytest -m gpu), print `eav_kernels.info`, and run the
 # benchmark tables, each writing a CSV:
 #   bench_cuda_gpu.csv    benchmarks/bench_cuda_gpu.py: CUDA CFI kernel's HBM roofline, enhanced_sdpa vs SDPA

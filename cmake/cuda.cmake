@@ -1,4 +1,4 @@
-# CUDA kernels of eav_kernels._C (issue #4). Included by CMakeLists.txt after the _C target exists.
+# CUDA kernels of eav_kernels._C. Included by CMakeLists.txt after the _C target exists.
 #
 # Built when all of these hold: EAV_SKIP_CUDA_BUILD is not set, torch is a CUDA build (a CPU torch
 # has no libtorch_cuda to link against), and a CUDA toolkit is found. Architectures, first that is

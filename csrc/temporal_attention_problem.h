@@ -1,4 +1,4 @@
-// The description of one temporal-attention-with-CFI problem (DESIGN.md section 3, contract 2)
+// The description of one temporal-attention-with-CFI problem (docs/design.md, contract 2)
 // that every backend (CPU, CUDA) reads. Plain C++: no torch headers, so .cu files can include it.
 #pragma once
 

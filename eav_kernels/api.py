@@ -202,7 +202,7 @@ def _fused_temporal_attention(
 ) -> torch.Tensor | None:
     """``enhanced_sdpa`` in one pass when the call is pure temporal attention: the compiled op
     ``torch.ops.eav.temporal_attention_with_cfi`` when ``backend`` resolves to "cuda", the Triton
-    kernel when it resolves to "triton" (issue #3); any other backend takes the general path.
+    kernel when it resolves to "triton"; any other backend takes the general path.
 
     Pure temporal attention: every token is video and the sequence is the frames (``N ==
     num_frames``, a batch of B*S sequences as in Latte's temporal blocks), no mask, no dropout,

@@ -1,6 +1,6 @@
 """Backends and their dispatch.
 
-Every backend implements the same contract (DESIGN.md section 3):
+Every backend implements the same contract (docs/design.md):
 ``per_batch_cross_frame_intensity(query [B, H, F*S, D], key [B, Hk, F*S, D], num_frames, scale)
 -> [B] float32``, and says *why* it cannot take an input (the xformers fmha pattern).
 ``backend="auto"`` takes the first backend, in ``BACKEND_PRIORITY`` order, that can; the

@@ -1,4 +1,4 @@
-"""Attention shapes of real video diffusion transformers (DESIGN.md section 2), batch 1, one call."""
+"""Attention shapes of real video diffusion transformers, batch 1, one call."""
 
 from __future__ import annotations
 

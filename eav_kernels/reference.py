@@ -38,7 +38,7 @@ def cross_frame_intensity_reference(
     per_batch: bool = False,
     compute_dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """CFI by its definition (DESIGN.md section 1), materialising every F x F softmax.
+    """CFI by its definition (docs/design.md), materialising every F x F softmax.
 
     Returns a 0-d tensor (``per_batch=False``) or a ``[B]`` tensor, in ``compute_dtype``.
     With ``compute_dtype=torch.float64`` this is the truth the kernels are tested against; with the

@@ -1,4 +1,4 @@
-"""FlashAttention's correctness contract, shared by every backend's tests (DESIGN.md section 4).
+"""FlashAttention's correctness contract, shared by every backend's tests (docs/design.md).
 
 A backend's error against the float64 reference must be at most twice the error of the plain
 low-precision PyTorch path (the same reference computed in the input dtype), plus a noise term:

@@ -1,4 +1,4 @@
-"""int64 indexing on CPU: a query of more than 2**31 elements (issue #7). Slow, not in `make test`:
+"""int64 indexing on CPU: a query of more than 2**31 elements. Slow, not in `make test`:
 
     .venv/bin/python -m pytest -m slow tests/test_big_input.py
 

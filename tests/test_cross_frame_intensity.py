@@ -21,7 +21,7 @@ requires_extension = pytest.mark.skipif(
 CPU_BACKENDS = ["cpu", "reference"]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 LAYOUTS = ["bhnd", "bnhd", "strided"]
-# (batch, heads, num_frames, spatial, head_dim): the odd sizes of DESIGN.md section 4.
+# (batch, heads, num_frames, spatial, head_dim): the odd sizes the contract tests use.
 SHAPES = [
     (1, 1, 2, 1, 40),
     (2, 3, 3, 7, 72),

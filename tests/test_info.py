@@ -1,4 +1,4 @@
-"""`python -m eav_kernels.info` runs, exits 0 and reports what issue #4 asks for."""
+"""`python -m eav_kernels.info` runs, exits 0 and reports the build: backends, CUDA arches, versions."""
 
 from __future__ import annotations
 

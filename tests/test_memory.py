@@ -1,4 +1,4 @@
-"""1000 calls without memory growth (issue #7): resident set size after a warm-up vs after 1000
+"""1000 calls without memory growth: resident set size after a warm-up vs after 1000
 more calls of cross_frame_intensity and enhanced_sdpa on CPU.
 
 Tolerance: 4 MiB. Each call's inputs are 128 KiB per tensor (q [1, 2, 256, 64] fp32, 16 frames

@@ -1,4 +1,4 @@
-"""torch.ops.eav.temporal_attention_with_cfi (DESIGN.md section 3, contract 2; issue #4): the CPU
+"""torch.ops.eav.temporal_attention_with_cfi (docs/design.md, contract 2): the CPU
 op here, the CUDA op in the gpu-marked twin, both against the float64 truth:
 
 * out vs ``F.scaled_dot_product_attention`` in float64 (FlashAttention's contract: error at most

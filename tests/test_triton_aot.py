@@ -1,4 +1,4 @@
-"""Both Triton kernels compiled ahead of time for real GPUs, on a machine with no GPU (issue #3).
+"""Both Triton kernels compiled ahead of time for real GPUs, on a machine with no GPU.
 
 ``triton.compile`` lowers the kernels to PTX for sm_80 (A100) and sm_90 (H100) in fp16 and bf16,
 with the tile sizes the launchers pick at real shapes, and the PTX must use the tensor cores:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compile check of the CUDA sources without a GPU and without a CUDA build of torch (issue #4):
+# Compile check of the CUDA sources without a GPU and without a CUDA build of torch:
 #  1. every csrc/**/*.cu with nvcc into one object per file carrying sm_80 and sm_90a cubins,
 #     listed with `cuobjdump --list-elf`; fails when an expected cubin is missing;
 #  2. every csrc/cuda/*.cpp (torch-facing launchers) syntax-only against the installed torch's

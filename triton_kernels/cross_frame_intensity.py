@@ -1,4 +1,4 @@
-"""Cross-frame intensity from q and k in one pass (DESIGN.md section 3, contract 1; issue #3).
+"""Cross-frame intensity from q and k in one pass (docs/design.md, contract 1).
 
 For every (batch b, head h, spatial position s) the F frames of that position form an F x F
 softmax ``A = softmax_j(scale * <q[t*S+s], k[j*S+s]>)``; CFI is the mean of the off-diagonal

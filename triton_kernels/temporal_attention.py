@@ -1,4 +1,4 @@
-"""Temporal attention + cross-frame intensity in one pass (DESIGN.md section 3, contract 2; issue #3).
+"""Temporal attention + cross-frame intensity in one pass (docs/design.md, contract 2).
 
 Models such as Latte run attention whose sequence *is* the frames: a batch of ``B*S`` sequences
 (one per spatial position) of length F, ``[B*S, H, F, D]``. This kernel is the usual flash

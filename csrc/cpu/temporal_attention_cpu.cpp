@@ -1,4 +1,4 @@
-// CPU implementation of eav::temporal_attention_with_cfi (DESIGN.md section 3, contract 2): the
+// CPU implementation of eav::temporal_attention_with_cfi (docs/design.md, contract 2): the
 // CPU twin of the CUDA kernel, correctness first. Per sequence and head: q, k, v widened to fp32
 // scratch, the F x F logits in fp32 scratch (one sequence-head at a time per thread), softmax rows
 // with the diagonal and off-diagonal sums kept apart (off / (off + diag): no cancellation on

@@ -1,4 +1,4 @@
-// CUDA cross-frame intensity (DESIGN.md section 1 and section 3, contract 1).
+// CUDA cross-frame intensity (docs/design.md, contract 1).
 //
 // For every (batch b, head h, spatial position s) the F x F temporal logits scale * Q_s K_s^T
 // (Q_s, K_s: the F frames of position s, rows t * S + s of q and k) are reduced row by row to the
@@ -200,7 +200,7 @@ template <typename Element>
 void launch_mma_for_head_dim(const CrossFrameProblem& p, bool vectorized, int64_t blocks,
                              float* partials, cudaStream_t stream) {
   // Query fragments live in registers: 8 per 32 head dims per lane. Three sizes cover the models
-  // of DESIGN.md section 2 (64, 72, 128) without spending registers on padding dims.
+  // of eav_kernels/presets.py (64, 72, 128) without spending registers on padding dims.
   if (p.head_dim <= 64) {
     launch_mma<Element, 2>(p, vectorized, blocks, partials, stream);
   } else if (p.head_dim <= 128) {

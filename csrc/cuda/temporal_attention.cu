@@ -1,4 +1,4 @@
-// CUDA temporal attention + cross-frame intensity in one pass (DESIGN.md section 3, contract 2).
+// CUDA temporal attention + cross-frame intensity in one pass (docs/design.md, contract 2).
 //
 // A batch of N_seq short sequences (Latte: B * S sequences of F = 16 frames): the flash forward
 // (output, natural log-sum-exp) that also keeps each row's diagonal softmax mass apart, so the

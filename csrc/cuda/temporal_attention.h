@@ -1,4 +1,4 @@
-// Launch interface of the CUDA temporal-attention-with-CFI kernels (DESIGN.md section 3,
+// Launch interface of the CUDA temporal-attention-with-CFI kernels (docs/design.md,
 // contract 2). Plain C++ plus the CUDA runtime types: included by the .cu that defines it and by
 // the torch-facing launcher (.cpp).
 #pragma once

@@ -1,5 +1,5 @@
 """``eav bench``: every usable CFI backend against the paper's materialising path, and
-``enhanced_sdpa`` against ``F.scaled_dot_product_attention``, on the real shapes of DESIGN.md §2.
+``enhanced_sdpa`` against ``F.scaled_dot_product_attention``, on the real shapes of eav_kernels/presets.py.
 
 For each preset, in one run (ratios are only compared within a run):
 
