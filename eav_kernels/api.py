@@ -1,12 +1,16 @@
-"""The public ops: cross-frame intensity, the enhance score, and enhanced attention."""
+"""The public ops: cross-frame intensity, the enhance score, and enhanced attention.
+
+Each validates its arguments once into an ``AttentionProblem`` and hands it to ``dispatch.py``.
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .backends import select_backend
-from .validation import check_query_key, check_scale, resolve_video_tokens
+from . import dispatch
+from ._deprecation import renamed_keyword
+from .problem import attention_problem, cross_frame_problem
+from .validation import check_enhance_weight, resolve_video_tokens
 
 __all__ = [
     "cross_frame_intensity",
@@ -23,23 +27,24 @@ def cross_frame_intensity(
     num_frames: int,
     *,
     scale: float | None = None,
-    per_batch: bool = False,
+    per_sample: bool = False,
     backend: str = "auto",
+    per_batch: bool | None = None,
 ) -> torch.Tensor:
     """Cross-frame intensity of the temporal attention of ``query`` and ``key``.
 
     For every (batch, head, spatial position) the ``num_frames`` frames form an F x F softmax of
     ``scale * q k^T`` (``scale`` defaults to ``head_dim ** -0.5``); CFI is the mean of its
     off-diagonal entries, averaged over everything. Returns a 0-d float32 tensor on the inputs'
-    device, or ``[B]`` (one CFI per batch element) with ``per_batch=True``. ``num_frames == 1``
+    device, or ``[B]`` (one CFI per batch element) with ``per_sample=True``. ``num_frames == 1``
     gives 0. NaN inputs give NaN. The result is a constant for autograd (q and k are detached).
+    ``per_batch`` is the deprecated spelling of ``per_sample``.
     """
-    check_query_key(query, key, num_frames)
-    check_scale(scale)
-    scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
-    impl = select_backend(backend, query, key)
-    per_batch_cfi = impl.per_batch_cross_frame_intensity(query.detach(), key.detach(), num_frames, scale)
-    return per_batch_cfi if per_batch else per_batch_cfi.mean()
+    if per_batch is not None:
+        per_sample = renamed_keyword("per_batch", per_batch, "per_sample", per_sample, False)
+    problem = cross_frame_problem(query, key, num_frames, scale)
+    cfi = dispatch.per_sample_cross_frame_intensity(problem, backend)
+    return cfi if per_sample else dispatch.batch_mean(cfi)
 
 
 def enhance_score(
@@ -47,7 +52,9 @@ def enhance_score(
     num_frames: int,
     enhance_weight: float,
 ) -> torch.Tensor:
-    """``max(1, cfi * (num_frames + enhance_weight))``, elementwise, in float32. NaN stays NaN."""
+    """``max(1, cfi * (num_frames + enhance_weight))``, elementwise, in float32. A NaN CFI gives a
+    NaN score; a NaN or infinite ``enhance_weight`` is a ValueError."""
+    check_enhance_weight(enhance_weight)
     cfi = torch.as_tensor(cfi, dtype=torch.float32)
     return (cfi.to(torch.float32) * (num_frames + enhance_weight)).clamp(min=1.0)
 
@@ -65,32 +72,26 @@ def attention_with_enhance_score(
     num_frames: int,
     enhance_weight: float,
     video_tokens: slice | None = None,
-    per_batch: bool = False,
+    per_sample: bool = False,
     backend: str = "auto",
+    per_batch: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``F.scaled_dot_product_attention`` unscaled, and the enhance score of its video tokens.
 
     Returns ``(out [B, H, N, Dv], score)``: ``score`` is 0-d float32 (``[B]`` with
-    ``per_batch=True``), computed from ``query[:, :, video_tokens]`` and
+    ``per_sample=True``), computed from ``query[:, :, video_tokens]`` and
     ``key[:, :, video_tokens]`` with the attention's own ``scale``. For adapters that apply the
     score somewhere else (after the output projection, as the paper's code does): see
-    ``scale_video_tokens``.
+    ``scale_video_tokens``. ``per_batch`` is the deprecated spelling of ``per_sample``.
     """
-    check_query_key(query, key, num_frames=1, enable_gqa=enable_gqa)
-    start, length = resolve_video_tokens(video_tokens, query.shape[2])
-    check_query_key(
-        query.narrow(2, start, length), key.narrow(2, start, length), num_frames,
-        enable_gqa=enable_gqa,
-    )
-    out = F.scaled_dot_product_attention(
-        query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
-        scale=scale, enable_gqa=enable_gqa,
-    )
-    cfi = cross_frame_intensity(
-        query.narrow(2, start, length), key.narrow(2, start, length), num_frames,
-        scale=scale, per_batch=per_batch, backend=backend,
-    )
-    return out, enhance_score(cfi, num_frames, enhance_weight)
+    if per_batch is not None:
+        per_sample = renamed_keyword("per_batch", per_batch, "per_sample", per_sample, False)
+    check_enhance_weight(enhance_weight)
+    problem = attention_problem(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa,
+                                num_frames, video_tokens)
+    out, cfi = dispatch.attention_with_cross_frame_intensity(problem, backend)
+    return out, dispatch.score_in_place(cfi if per_sample else dispatch.batch_mean(cfi), num_frames,
+                                        enhance_weight)
 
 
 def scale_video_tokens(
@@ -108,41 +109,12 @@ def scale_video_tokens(
     """
     token_dim = token_dim % hidden.dim()
     start, length = resolve_video_tokens(video_tokens, hidden.shape[token_dim])
-    video = hidden.narrow(token_dim, start, length)
     factor = score.to(device=hidden.device, dtype=torch.float32)
     if factor.dim() == 1 and factor.shape[0] != hidden.shape[0]:
         raise ValueError(
             f"per-batch score has {factor.shape[0]} entries for a batch of {hidden.shape[0]}"
         )
-    if inplace:
-        _multiply_in_float32(video, factor, inplace=True)
-        return hidden
-    scaled = _multiply_in_float32(video, factor, inplace=False)
-    before = hidden.narrow(token_dim, 0, start)
-    after = hidden.narrow(token_dim, start + length, hidden.shape[token_dim] - start - length)
-    return torch.cat([before, scaled, after], dim=token_dim)
-
-
-def _multiply_in_float32(
-    video: torch.Tensor,  # [B, ...]
-    factor: torch.Tensor,  # float32, 0-d or [B], on video's device
-    *,
-    inplace: bool,
-) -> torch.Tensor:
-    """``video * factor`` with the product taken in float32 and rounded once to ``video.dtype``.
-
-    CPU kernels read a 0-d CPU tensor as a float32 scalar: one pass, no copies (a dimensioned
-    float32 factor would make them convert all of ``video`` to float32 and back, ~10x slower).
-    CUDA kernels cast a dimensioned float32 factor inside the kernel, whereas a 0-d CUDA tensor
-    would first be rounded to ``video.dtype``.
-    """
-    if video.device.type == "cpu":
-        if factor.dim() == 0:
-            return video.mul_(factor) if inplace else video * factor
-        parts = [v.mul_(f) if inplace else v * f for v, f in zip(video.unbind(0), factor.unbind(0))]
-        return video if inplace else torch.stack(parts)
-    shaped = factor.reshape((-1,) + (1,) * (video.dim() - 1))
-    return video.mul_(shaped) if inplace else (video * shaped).to(video.dtype)
+    return dispatch.scale_rows(hidden, factor, start, length, inplace=inplace, token_dim=token_dim)
 
 
 def enhanced_sdpa(
@@ -164,74 +136,12 @@ def enhanced_sdpa(
     tokens multiplied by ``max(1, CFI * (num_frames + enhance_weight))``.
 
     ``video_tokens`` (a slice of the token axis, ``None`` = all) holds the frame-major video
-    tokens; other tokens (text) are attended normally and never scaled. Returns ``[B, H, N, Dv]``.
+    tokens; other tokens (text) are attended normally and never scaled. Pure temporal attention
+    (every token is video, ``N == num_frames``, no mask, dropout or autograd) runs the fused
+    temporal kernel of the first backend that has one for the inputs (CUDA, Triton). Returns
+    ``[B, H, N, Dv]``.
     """
-    fused = _fused_temporal_attention(
-        query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa,
-        num_frames=num_frames, enhance_weight=enhance_weight, video_tokens=video_tokens,
-        backend=backend,
-    )
-    if fused is not None:
-        return fused
-    out, score = attention_with_enhance_score(
-        query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa,
-        num_frames=num_frames, enhance_weight=enhance_weight, video_tokens=video_tokens,
-        backend=backend,
-    )
-    if num_frames == 1:  # score is exactly 1: the output is SDPA's, untouched
-        return out
-    return scale_video_tokens(
-        out, score, video_tokens, token_dim=2, inplace=not out.requires_grad
-    )
-
-
-def _fused_temporal_attention(
-    query: torch.Tensor,  # [B, H, N, D]
-    key: torch.Tensor,  # [B, Hk, N, D]
-    value: torch.Tensor,  # [B, Hk, N, Dv]
-    attn_mask: torch.Tensor | None,
-    dropout_p: float,
-    is_causal: bool,
-    scale: float | None,
-    enable_gqa: bool,
-    *,
-    num_frames: int,
-    enhance_weight: float,
-    video_tokens: slice | None,
-    backend: str,
-) -> torch.Tensor | None:
-    """``enhanced_sdpa`` in one pass when the call is pure temporal attention: the compiled op
-    ``torch.ops.eav.temporal_attention_with_cfi`` when ``backend`` resolves to "cuda", the Triton
-    kernel when it resolves to "triton"; any other backend takes the general path.
-
-    Pure temporal attention: every token is video and the sequence is the frames (``N ==
-    num_frames``, a batch of B*S sequences as in Latte's temporal blocks), no mask, no dropout,
-    not causal, no autograd. Returns the enhanced output ``[B, H, N, Dv]``, or None to take the
-    general path (which also reports invalid input).
-    """
-    tensors = (query, key, value)
-    if not all(isinstance(t, torch.Tensor) and t.dim() == 4 for t in tensors):
-        return None
-    tokens = query.shape[2]
-    if (attn_mask is not None or dropout_p != 0.0 or is_causal or num_frames < 2
-            or tokens != num_frames or key.shape[2] != tokens or value.shape[:3] != key.shape[:3]
-            or not query.dtype == key.dtype == value.dtype):
-        return None
-    if video_tokens is not None and resolve_video_tokens(video_tokens, tokens) != (0, tokens):
-        return None
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return None  # the fused kernels are forward-only
-    check_query_key(query, key, num_frames, enable_gqa=enable_gqa)
-    check_scale(scale)
-    name = select_backend(backend, query, key).name
-    if name == "cuda":
-        scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
-        out, _, per_sequence_cfi = torch.ops.eav.temporal_attention_with_cfi(query, key, value, scale)
-    elif name == "triton":
-        from .triton_kernels.temporal_attention import temporal_attention_with_cfi
-
-        out, _, per_sequence_cfi = temporal_attention_with_cfi(query, key, value, scale)
-    else:
-        return None
-    score = enhance_score(per_sequence_cfi.mean(), num_frames, enhance_weight)
-    return scale_video_tokens(out, score, token_dim=2, inplace=True)
+    check_enhance_weight(enhance_weight)
+    problem = attention_problem(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa,
+                                num_frames, video_tokens)
+    return dispatch.enhanced_attention(problem, enhance_weight, backend)

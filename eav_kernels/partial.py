@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from .problem import default_scale
+
 __all__ = ["off_diagonal_mass_sums"]
 
 _CHUNK_ELEMENTS = 1 << 22  # floats of gathered keys per chunk (16 MiB in float32)
@@ -31,7 +33,7 @@ def off_diagonal_mass_sums(
     off-diagonal mass ``(1 - A[t, t]) / (F - 1)``, in float64 (``[B]``).
 
     ``A`` is the row's softmax over the ``F`` keys at its spatial position. Dividing the sum over
-    all ``H * F * S`` rows by their count gives ``cross_frame_intensity(q, k, F, per_batch=True)``.
+    all ``H * F * S`` rows by their count gives ``cross_frame_intensity(q, k, F, per_sample=True)``.
     The mass is ``off / (off + diag)`` with ``off`` the sum of the other frames' exponentials
     (no ``1 - diag`` cancellation); logits and sums are in float32, the row total in float64.
     """
@@ -48,7 +50,7 @@ def off_diagonal_mass_sums(
     sums = torch.zeros(batch, dtype=torch.float64, device=query_rows.device)
     if num_frames == 1 or rows == 0:
         return sums
-    scale = head_dim ** -0.5 if scale is None else float(scale)
+    scale = default_scale(head_dim) if scale is None else float(scale)
     spatial = tokens // num_frames
     frames_key = key.detach().unflatten(2, (num_frames, spatial))  # [B, Hk, F, S, D] (a view)
     group = heads // key_heads

@@ -22,10 +22,6 @@ class AttentionPreset:
     def video_tokens(self) -> int:
         return self.num_frames * self.spatial
 
-    def cfi_flops(self, batch: int = 1) -> int:
-        """FLOPs of the F x F logits of every (batch, head, position): 2 * B H S F^2 D."""
-        return 2 * batch * self.heads * self.spatial * self.num_frames**2 * self.head_dim
-
 
 PRESETS: types.MappingProxyType[str, AttentionPreset] = types.MappingProxyType({
     p.name: p

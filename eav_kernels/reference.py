@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from ._deprecation import renamed_keyword
+from .problem import default_scale
+
 __all__ = ["cross_frame_intensity_reference", "official_style_cross_frame_intensity"]
 
 
@@ -35,21 +38,25 @@ def cross_frame_intensity_reference(
     num_frames: int,
     *,
     scale: float | None = None,
-    per_batch: bool = False,
+    per_sample: bool = False,
     compute_dtype: torch.dtype = torch.float64,
+    per_batch: bool | None = None,
 ) -> torch.Tensor:
     """CFI by its definition (docs/design.md), materialising every F x F softmax.
 
-    Returns a 0-d tensor (``per_batch=False``) or a ``[B]`` tensor, in ``compute_dtype``.
+    Returns a 0-d tensor (``per_sample=False``) or a ``[B]`` tensor (one CFI per batch element),
+    in ``compute_dtype``. ``per_batch`` is the deprecated spelling of ``per_sample``.
     With ``compute_dtype=torch.float64`` this is the truth the kernels are tested against; with the
     input's own dtype it is "the plain low-precision PyTorch path" whose error sets the tolerance.
     ``num_frames == 1`` gives 0 (no cross-frame pairs). Inputs are not validated here.
     """
+    if per_batch is not None:
+        per_sample = renamed_keyword("per_batch", per_batch, "per_sample", per_sample, False)
     batch = query.shape[0]
     if num_frames == 1:
         zeros = torch.zeros(batch, dtype=compute_dtype, device=query.device)
-        return zeros if per_batch else zeros.mean()
-    scale = query.shape[-1] ** -0.5 if scale is None else scale
+        return zeros if per_sample else zeros.mean()
+    scale = default_scale(query.shape[-1]) if scale is None else scale
     q, k = _frames_layout(query, key, num_frames, compute_dtype)
     logits = torch.einsum("bhtsd,bhjsd->bhstj", q, k) * scale  # [B, H, S, F, F]
     attention = logits.softmax(dim=-1)
@@ -57,7 +64,7 @@ def cross_frame_intensity_reference(
     off_diagonal = attention.masked_fill(diagonal, 0).sum(dim=(-1, -2))  # [B, H, S]
     off_diagonal = off_diagonal / (num_frames * (num_frames - 1))
     cfi = off_diagonal.mean(dim=(1, 2))  # [B]
-    return cfi if per_batch else cfi.mean()
+    return cfi if per_sample else cfi.mean()
 
 
 def official_style_cross_frame_intensity(
@@ -75,7 +82,7 @@ def official_style_cross_frame_intensity(
     """
     batch, heads, tokens, head_dim = query.shape
     spatial = tokens // num_frames
-    scale = head_dim ** -0.5 if scale is None else scale
+    scale = default_scale(head_dim) if scale is None else scale
 
     def frames_as_batch(x: torch.Tensor) -> torch.Tensor:  # "B H (T S) C -> (B S) H T C"
         x = x.reshape(batch, x.shape[1], num_frames, spatial, head_dim).permute(0, 3, 1, 2, 4)

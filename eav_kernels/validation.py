@@ -15,9 +15,14 @@ def check_query_key(
     key: torch.Tensor,  # [B, Hk, N, D]
     num_frames: int,
     *,
-    enable_gqa: bool = True,
+    enable_gqa: bool = False,
 ) -> None:
-    """Raises TypeError/ValueError unless (query, key, num_frames) describe a CFI problem."""
+    """Raises TypeError/ValueError unless (query, key, num_frames) describe a CFI problem.
+
+    Key heads may be fewer than query heads (a divisor) only with ``enable_gqa=True``, as in
+    ``F.scaled_dot_product_attention``."""
+    if _plainly_valid(query, key, num_frames, enable_gqa):
+        return
     check_dense_4d("query", query, "[batch, heads, tokens, head_dim]")
     check_dense_4d("key", key, "[batch, heads, tokens, head_dim]")
     for name, tensor in (("query", query), ("key", key)):
@@ -46,6 +51,35 @@ def check_query_key(
     check_num_frames(num_frames, query.shape[2])
 
 
+def _plainly_valid(
+    query: torch.Tensor,  # [B, H, N, D]
+    key: torch.Tensor,  # [B, Hk, N, D]
+    num_frames: int,
+    enable_gqa: bool,
+) -> bool:
+    """True for a valid, plain call, decided with few attribute reads (this runs on every call);
+    False sends the call through the checks below, which name what is wrong (or pass: tensor
+    subclasses and int subclasses always take that path)."""
+    if type(query) is not torch.Tensor or type(key) is not torch.Tensor or type(num_frames) is not int:
+        return False
+    try:
+        batch, heads, tokens, head_dim = query.shape
+        key_batch, kv_heads, key_tokens, key_head_dim = key.shape
+    except ValueError:  # not 4-d
+        return False
+    dtype = query.dtype
+    return (
+        query.layout is torch.strided and key.layout is torch.strided
+        and (dtype is torch.float32 or dtype is torch.bfloat16 or dtype is torch.float16)
+        and key.dtype is dtype
+        and query.device == key.device
+        and batch == key_batch and tokens == key_tokens and head_dim == key_head_dim
+        and batch * heads * tokens * head_dim * kv_heads != 0
+        and (heads == kv_heads or (enable_gqa and heads % kv_heads == 0))
+        and num_frames >= 1 and tokens % num_frames == 0
+    )
+
+
 def check_temporal_attention(
     query: torch.Tensor,  # [N_seq, H, F, D]
     key: torch.Tensor,  # [N_seq, Hk, F, D]
@@ -53,7 +87,7 @@ def check_temporal_attention(
 ) -> None:
     """Raises TypeError/ValueError unless (query, key, value) are a batch of N_seq sequences of F
     frames for temporal attention (the checks of ``temporal_attention_with_cfi``)."""
-    check_query_key(query, key, num_frames=1)  # a sequence's tokens are its frames
+    check_query_key(query, key, num_frames=1, enable_gqa=True)  # a sequence's tokens are its frames
     check_dense_4d("value", value, "[sequences, kv_heads, frames, value_dim]")
     if value.dtype != query.dtype:
         raise TypeError(f"value ({value.dtype}) must have the dtype of query and key ({query.dtype})")
@@ -86,7 +120,15 @@ def check_scale(scale: float | None) -> None:
         raise ValueError(f"scale must be a finite number, got {scale}")
 
 
+def check_enhance_weight(enhance_weight: float) -> None:
+    """``enhance_weight`` is not NaN nor infinite (either would make every score NaN or inf)."""
+    if type(enhance_weight) is float or isinstance(enhance_weight, numbers.Real):
+        if not math.isfinite(enhance_weight):
+            raise ValueError(f"enhance_weight must be a finite number, got {enhance_weight}")
+
+
 def check_num_frames(num_frames: int, video_tokens: int) -> None:
+    """``num_frames`` is a positive int that divides the ``video_tokens`` count."""
     if isinstance(num_frames, bool) or not isinstance(num_frames, int):
         raise TypeError(f"num_frames must be an int, got {type(num_frames).__name__}")
     if num_frames < 1:
