@@ -4,6 +4,9 @@
     out = eav.enhanced_sdpa(q, k, v, num_frames=13, enhance_weight=3.4, video_tokens=slice(226, None))
 """
 
+import sys as _sys
+
+from ._source_tree import attach_triton_kernels as _attach_triton_kernels
 from .adapters import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
 from .api import (
     attention_with_enhance_score,
@@ -30,3 +33,6 @@ __all__ = [
     "official_style_cross_frame_intensity",
     "scale_video_tokens",
 ]
+
+# eav_kernels.triton_kernels in every install mode, a plain checkout on PYTHONPATH included
+_attach_triton_kernels(_sys.modules[__name__])
