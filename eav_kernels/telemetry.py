@@ -1,7 +1,7 @@
 """CFI telemetry: the cross-frame intensity and score of every enhanced layer at every denoising step.
 
     recorder = CFIRecorder()
-    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(weight=4.0, recorder=recorder))
+    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(enhance_weight=4.0, recorder=recorder))
     pipe(prompt, ...)
     recorder.save("cfi.json")            # then: eav plot-cfi cfi.json --out cfi.png
 

@@ -1,7 +1,7 @@
 """Enhance-A-Video on diffusers video transformers, in the style of diffusers' own hooks::
 
     from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
-    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(weight=4.0))
+    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(enhance_weight=4.0))
     video = pipe(prompt, num_frames=49).frames[0]
     remove_enhance_a_video(pipe.transformer)
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING, Literal, Mapping, Sequence
+
+from .._deprecation import renamed_keyword
+from ..validation import check_enhance_weight
 
 if TYPE_CHECKING:
     from ..telemetry import CFIRecorder
@@ -18,10 +22,11 @@ class EnhanceAVideoConfig:
     """Settings of Enhance-A-Video on one diffusers transformer (pass to ``apply_enhance_a_video``).
 
     Attributes:
-        weight: the enhance weight ``w`` of ``score = max(1, CFI * (num_frames + w))``. With uniform
-            temporal attention (``CFI = 1 / num_frames``) the score is ``1 + w / num_frames``; a
-            negative enough weight clamps every score to 1 (the unmodified model). Usual values:
-            CogVideoX 3.4, HunyuanVideo / Wan / LTX-Video 4.
+        enhance_weight: the enhance weight ``w`` of ``score = max(1, CFI * (num_frames + w))``.
+            With uniform temporal attention (``CFI = 1 / num_frames``) the score is
+            ``1 + w / num_frames``; a negative enough weight clamps every score to 1 (the
+            unmodified model); NaN and infinity are a ``ValueError``. Usual values: CogVideoX 3.4,
+            HunyuanVideo / Wan / LTX-Video 4. ``weight=`` is its deprecated spelling.
         start, end: the denoising window, as fractions of the schedule. A forward is enhanced when
             ``start <= progress < end`` (``progress <= end`` when ``end == 1``), where ``progress``
             is the noise level read from the forward's ``timestep`` argument:
@@ -31,8 +36,8 @@ class EnhanceAVideoConfig:
         layers: which targeted self-attention layers are enhanced: ``None`` (all), a sequence of
             indices into the adapter's layers in model order (negative indices count from the
             end), or ``{regex: weight}`` (``re.fullmatch`` on the module name, e.g.
-            ``{r"transformer_blocks\\.[0-9]\\.attn1": 4.0}``; first matching pattern wins; each
-            pattern must match at least one layer).
+            ``{r"transformer_blocks\\.[0-9]\\.attn1": 4.0}``, the value being that layer's enhance
+            weight; first matching pattern wins; each pattern must match at least one layer).
         per_sample: ``False``: one score per layer call, shared by the whole batch (the paper).
             ``True``: one score per batch element (e.g. the cond and uncond halves of a batched
             classifier-free-guidance pass each get their own).
@@ -47,7 +52,7 @@ class EnhanceAVideoConfig:
             nothing and costs nothing.
     """
 
-    weight: float = 4.0
+    enhance_weight: float = 4.0
     start: float = 0.0
     end: float = 1.0
     layers: Sequence[int] | Mapping[str, float] | None = None
@@ -57,8 +62,14 @@ class EnhanceAVideoConfig:
     backend: str = "auto"
     recorder: "CFIRecorder | None" = field(default=None, compare=False)
     _layer_patterns: tuple[tuple[re.Pattern, float], ...] = field(init=False, repr=False, default=())
+    weight: InitVar[float | None] = None  # deprecated spelling of enhance_weight
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, weight: float | None) -> None:
+        if weight is not None:
+            self.enhance_weight = renamed_keyword(  # stacklevel 4: above the generated __init__
+                "weight", weight, "enhance_weight", self.enhance_weight, 4.0, stacklevel=4
+            )
+        check_enhance_weight(self.enhance_weight)
         if not 0.0 <= self.start <= self.end <= 1.0:
             raise ValueError(f"need 0 <= start <= end <= 1, got start={self.start}, end={self.end}")
         if self.placement not in PLACEMENTS:
@@ -69,6 +80,8 @@ class EnhanceAVideoConfig:
             self._layer_patterns = tuple(
                 (re.compile(pattern), float(weight)) for pattern, weight in self.layers.items()
             )
+            for _, weight in self._layer_patterns:
+                check_enhance_weight(weight)
         elif self.layers is not None:
             if isinstance(self.layers, (str, bytes)) or not all(
                 isinstance(index, int) for index in self.layers
@@ -95,7 +108,7 @@ class EnhanceAVideoConfig:
         """``{layer name: enhance weight}`` for the selected layers among ``layer_names``
         (the adapter's targeted layers in model order). Raises on a selection that names nothing."""
         if self.layers is None:
-            return {name: float(self.weight) for name in layer_names}
+            return {name: float(self.enhance_weight) for name in layer_names}
         if isinstance(self.layers, Mapping):
             selected: dict[str, float] = {}
             for pattern, weight in self._layer_patterns:
@@ -116,7 +129,19 @@ class EnhanceAVideoConfig:
                     f"({_preview(layer_names)})"
                 )
             selected_names.append(layer_names[index])
-        return {name: float(self.weight) for name in layer_names if name in selected_names}
+        return {name: float(self.enhance_weight) for name in layer_names if name in selected_names}
+
+
+def _deprecated_weight(config: EnhanceAVideoConfig) -> float:
+    """``config.enhance_weight`` under its deprecated name."""
+    warnings.warn("EnhanceAVideoConfig.weight is deprecated; use enhance_weight", DeprecationWarning,
+                  stacklevel=2)
+    return config.enhance_weight
+
+
+# Reading ``config.weight`` keeps working too (set after @dataclass, which made ``weight`` an
+# init-only keyword whose class attribute would otherwise read None).
+EnhanceAVideoConfig.weight = property(_deprecated_weight)
 
 
 def _preview(names: Sequence[str], limit: int = 4) -> str:

@@ -1,7 +1,7 @@
 """Exact Enhance-A-Video under diffusers context parallelism (``ContextParallelConfig``).
 
 CFI is a mean over rows ``(b, h, t, s)`` of ``(1 - A[t, t]) / (F - 1)``. Each rank computes the
-per-batch *sum* over the rows it owns and their count, in float64; one ``all_reduce(SUM)`` of
+per-sample *sum* over the rows it owns and their count, in float64; one ``all_reduce(SUM)`` of
 ``[sums..., rows]`` over the CP group gives every rank the same global mean, hence the same score.
 
 - **Ulysses** (``ulysses_degree > 1``): the attention call (inside diffusers'
@@ -100,12 +100,12 @@ def global_cross_frame_intensity(
     local_video: int, num_frames: int, scale: float | None, backend: str,
 ) -> tuple[torch.Tensor | None, list[slice]]:
     """``(cfi [B] float32 or None, video rows of this call's output)`` for one attention call of
-    a context-parallel layer. ``cfi`` is the global per-batch CFI (identical on every rank);
+    a context-parallel layer. ``cfi`` is the global per-sample CFI (identical on every rank);
     ``None`` for the Ring calls after the first of an attention (they add no rows)."""
     if layout.mode == "ulysses":
         rows = shard_video_rows(spec, query.shape[2], local_video, layout.world_size)
         q, k = _take_rows(query, rows), _take_rows(key, rows)
-        cfi = cross_frame_intensity(q, k, num_frames, scale=scale, per_batch=True, backend=backend)
+        cfi = cross_frame_intensity(q, k, num_frames, scale=scale, per_sample=True, backend=backend)
         count = q.shape[1] * q.shape[2]  # local heads x all video tokens
         sums = cfi.to(torch.float64) * count
     else:

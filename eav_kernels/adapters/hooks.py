@@ -9,7 +9,8 @@ Three hooks, all registered in diffusers' own ``HookRegistry`` (so they stack wi
 - ``EnhanceAVideoAttentionHook`` on each selected self-attention layer: runs the layer under an
   ``AttentionCapture`` (a ``TorchFunctionMode`` live only during that layer's forward), which sees
   the layer's own ``scaled_dot_product_attention`` call(s) with q/k exactly as handed to attention
-  (after QK-norm and RoPE), computes the cross-frame intensity of the video tokens, and, for
+  (after QK-norm and RoPE), runs each through the dispatch core that ``enhanced_sdpa`` uses (the
+  attention output and the cross-frame intensity of the video tokens), and, for
   ``placement="attention_output"``, scales the video rows of the attention output. For
   ``placement="to_out"`` the hook scales the layer's video output after the output projection.
 - ``EnhanceAVideoResidualHook`` where a spec names a ``residual_branch`` (Mochi's ``norm2``):
@@ -43,6 +44,8 @@ from diffusers.hooks import HookRegistry, ModelHook
 from torch.overrides import TorchFunctionMode
 
 from ..api import cross_frame_intensity, enhance_score, scale_video_tokens
+from ..dispatch import attention_with_cross_frame_intensity
+from ..problem import attention_problem
 from .config import EnhanceAVideoConfig
 from .context_parallel import ContextParallelLayout, context_parallel_layout, global_cross_frame_intensity
 from .models import SUPPORTED_MODELS
@@ -113,9 +116,12 @@ class EnhanceAVideoTransformerHook(ModelHook):
 class AttentionCapture(TorchFunctionMode):
     """Live during one layer's forward: sees its ``F.scaled_dot_product_attention`` calls.
 
-    Each call's per-batch CFI of the video tokens is collected (a layer may make several calls:
-    Mochi makes one per batch element). With ``score_in_call`` the call's own score multiplies
-    the video rows of its output (``placement="attention_output"``).
+    Each call's per-sample CFI of the video tokens is collected (a layer may make several calls:
+    Mochi makes one per batch element). An SDPA call is run by the dispatch core
+    (``eav_kernels.dispatch``), which computes its output and CFI together, with the fused
+    temporal kernel for a pure temporal call where a backend has one. With ``score_in_call`` the
+    call's own score multiplies the video rows of its output (``placement="attention_output"``);
+    otherwise the output is returned unscaled and the layer hook scales the layer's output.
     """
 
     def __init__(self, hook: "EnhanceAVideoAttentionHook", video_token_count: int, score_in_call: bool,
@@ -139,30 +145,16 @@ class AttentionCapture(TorchFunctionMode):
                 # (dynamo cannot trace that `super()` call when inlining the function itself).
                 return getattr(args[0], func.__name__)(*args[1:], **kwargs)
             return func(*args, **kwargs)
-        if func is F.scaled_dot_product_attention:
-            call = dict(zip(_SDPA_PARAMETERS, args), **kwargs)
-            query, key, scale = call["query"], call["key"], call.get("scale")  # [B, H, N, D]
-        else:  # an aten attention op (returns a tuple whose first element is the output)
-            query, key, scale = args[0], args[1], kwargs.get("scale")
-        context = self.hook.context
         call_index, self.calls = self.calls, self.calls + 1
-        with torch.no_grad():
-            if self.layout is None:
-                video = self.hook.spec.video_token_range(query.shape[2], self.video_token_count)
-                video_rows = [video]
-                cfi = cross_frame_intensity(  # [B_call] float32
-                    query[:, :, video], key[:, :, video], context.num_frames,
-                    scale=scale, per_batch=True, backend=self.hook.config.backend,
-                )
-            else:
-                cfi, video_rows = global_cross_frame_intensity(
-                    self.layout, self.hook.spec, call_index, query, key, self.video_token_count,
-                    context.num_frames, scale, self.hook.config.backend,
-                )
+        if func is F.scaled_dot_product_attention and self.layout is None:
+            out, cfi, video_rows = self._attention_with_cross_frame_intensity(args, kwargs)
+        else:
+            cfi, video_rows = self._cross_frame_intensity_of(func, args, kwargs, call_index)
+            out = func(*args, **kwargs)  # [B, H, N, Dv], or a tuple starting with it
         if cfi is not None:
             self.cross_frame_intensities.append(cfi)
             self.last_cfi = cfi
-        out = func(*args, **kwargs)  # [B, H, N, Dv], or a tuple starting with it
+        context = self.hook.context
         if self.score_in_call:
             # one call holds the whole model batch here (B, or Latte's B * S temporal sequences).
             # Ring: every step's partial output gets the same score; the ring's merge of the
@@ -176,6 +168,49 @@ class AttentionCapture(TorchFunctionMode):
                 )
             out = (attention,) + tuple(out[1:]) if isinstance(out, tuple) else attention
         return out
+
+
+    def _attention_with_cross_frame_intensity(
+        self, args: tuple, kwargs: dict
+    ) -> tuple[torch.Tensor, torch.Tensor, list[slice]]:
+        """One ``F.scaled_dot_product_attention`` call through the dispatch core: ``(out
+        [B, H, N, Dv] unscaled, cfi [B] float32, [video rows])``. A pure temporal call (Latte's
+        temporal blocks) runs the fused temporal kernel wherever a backend has one."""
+        call = dict(zip(_SDPA_PARAMETERS, args), **kwargs)
+        query = call["query"]  # [B, H, N, D]
+        video = self.hook.spec.video_token_range(query.shape[2], self.video_token_count)
+        problem = attention_problem(
+            query, call["key"], call["value"], call.get("attn_mask"), call.get("dropout_p", 0.0),
+            call.get("is_causal", False), call.get("scale"), call.get("enable_gqa", False),
+            self.hook.context.num_frames, video,
+        )
+        out, cfi = attention_with_cross_frame_intensity(problem, self.hook.config.backend)
+        return out, cfi, [video]
+
+    def _cross_frame_intensity_of(
+        self, func, args: tuple, kwargs: dict, call_index: int
+    ) -> tuple[torch.Tensor | None, list[slice]]:
+        """``(cfi [B] float32 or None, [video rows])`` of an aten attention op's call (q and k
+        are its first two arguments, ``scale`` a keyword), or of an SDPA call under context
+        parallelism (its shard; ``None`` when it adds no rows)."""
+        if func is F.scaled_dot_product_attention:
+            call = dict(zip(_SDPA_PARAMETERS, args), **kwargs)
+            query, key, scale = call["query"], call["key"], call.get("scale")  # [B, H, N, D]
+        else:
+            query, key, scale = args[0], args[1], kwargs.get("scale")
+        num_frames, backend = self.hook.context.num_frames, self.hook.config.backend
+        with torch.no_grad():
+            if self.layout is not None:
+                return global_cross_frame_intensity(
+                    self.layout, self.hook.spec, call_index, query, key, self.video_token_count,
+                    num_frames, scale, backend,
+                )
+            video = self.hook.spec.video_token_range(query.shape[2], self.video_token_count)
+            cfi = cross_frame_intensity(
+                query[:, :, video], key[:, :, video], num_frames, scale=scale, per_sample=True,
+                backend=backend,
+            )
+            return cfi, [video]
 
 
 def _is_python_tensor_method(func) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -194,9 +193,10 @@ class _Plan:
 def _choose_backends(settings: BenchSettings, probe_q: torch.Tensor, probe_k: torch.Tensor):
     """(backends to run, {skipped backend: reason})."""
     from ..backends import available_backends
+    from ..capabilities import triton_interpreting
 
     reasons = available_backends(probe_q, probe_k)
-    interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    interpreting = triton_interpreting()
     chosen, skipped = [], {}
     for name, reason in reasons.items():
         explicit = settings.backends is not None and name in settings.backends

@@ -1,7 +1,7 @@
 """``eav generate``: a video from a diffusers pipeline with Enhance-A-Video, optionally side by side
 with the same seed without it.
 
-    eav generate --model THUDM/CogVideoX-2b --prompt "a corgi surfing" --weight 3.4 --out corgi.mp4 --compare
+    eav generate --model THUDM/CogVideoX-2b --prompt "a corgi surfing" --enhance-weight 3.4 --out corgi.mp4 --compare
 
 ``--model`` is anything ``DiffusionPipeline.from_pretrained`` takes: a local directory (written
 by ``save_pretrained``) or a hub id where the network allows. The adapter
@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from .._deprecation import renamed_keyword
+
 __all__ = ["generate_frames", "write_video", "main"]
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -48,7 +50,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--guidance-scale", type=float)
-    parser.add_argument("--weight", type=float, default=4.0, help="enhance weight (CogVideoX: 3.4)")
+    parser.add_argument("--enhance-weight", type=float, default=4.0, metavar="W",
+                        help="enhance weight (CogVideoX: 3.4)")
+    parser.add_argument("--weight", type=float, dest="deprecated_weight", metavar="W",
+                        help="deprecated spelling of --enhance-weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if present)")
     parser.add_argument("--dtype", choices=list(DTYPES), help="default: bf16 on GPU, fp32 on CPU")
@@ -58,6 +63,13 @@ def add_parser(subparsers) -> None:
                         help="also run without enhancement (same seed): side-by-side video + score plots")
     parser.add_argument("--record", metavar="FILE.json", help="save the per-layer, per-step CFI record")
     parser.set_defaults(func=run)
+
+
+def enhance_weight_argument(args: argparse.Namespace) -> float:
+    """``--enhance-weight``, or its deprecated spelling ``--weight`` (which warns on stderr)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DeprecationWarning)  # a command's user should see it
+        return renamed_keyword("--weight", args.deprecated_weight, "--enhance-weight", args.enhance_weight, 4.0)
 
 
 # ---- the pipeline ---------------------------------------------------------------------------
@@ -194,9 +206,10 @@ def run(args: argparse.Namespace) -> int:
         print("without Enhance-A-Video ...", file=sys.stderr, flush=True)
         plain = generate_frames(pipe, arguments, args.seed, device)
     recorder = CFIRecorder()
-    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(weight=args.weight, recorder=recorder))
+    enhance_weight = enhance_weight_argument(args)
+    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(enhance_weight=enhance_weight, recorder=recorder))
     try:
-        print(f"with Enhance-A-Video (weight {args.weight}) ...", file=sys.stderr, flush=True)
+        print(f"with Enhance-A-Video (enhance weight {enhance_weight}) ...", file=sys.stderr, flush=True)
         enhanced = generate_frames(pipe, arguments, args.seed, device)
     finally:
         remove_enhance_a_video(pipe.transformer)

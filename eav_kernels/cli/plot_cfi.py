@@ -5,7 +5,7 @@ A record comes from ``eav generate --record FILE.json`` or from the API::
 
     from eav_kernels.telemetry import CFIRecorder
     recorder = CFIRecorder()
-    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(weight=4.0, recorder=recorder))
+    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(enhance_weight=4.0, recorder=recorder))
     pipe(...); recorder.save("cfi.json")
 """
 
