@@ -99,7 +99,7 @@ def run_case(name: str, mode: str, placement: str | None, dtype: torch.dtype = D
     finally:
         torch.accelerator.device_count = device_count
     if placement is not None:
-        eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(weight=WEIGHT, placement=placement))
+        eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, placement=placement))
     original_op = attention_dispatch._native_attention_forward_op
     if mode == "ring":
         attention_dispatch._native_attention_forward_op = _ring_forward_op

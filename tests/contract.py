@@ -8,7 +8,9 @@ a few float32 ulps of the result, which is what the float32 output itself can re
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+import eav_kernels as eav
 from eav_kernels.reference import cross_frame_intensity_reference
 
 # Rounding of a float32 result: a few ulps, relative to the value.
@@ -22,17 +24,17 @@ def contract_bound(
     *,
     scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(float64 reference [B], allowed absolute error [B]) for a per-batch CFI of these inputs."""
-    truth = cross_frame_intensity_reference(query, key, num_frames, scale=scale, per_batch=True)
+    """(float64 reference [B], allowed absolute error [B]) for a per-sample CFI of these inputs."""
+    truth = cross_frame_intensity_reference(query, key, num_frames, scale=scale, per_sample=True)
     low_precision = cross_frame_intensity_reference(
-        query, key, num_frames, scale=scale, per_batch=True, compute_dtype=query.dtype
+        query, key, num_frames, scale=scale, per_sample=True, compute_dtype=query.dtype
     )
     allowed = 2 * (low_precision.double() - truth).abs() + FLOAT32_RESULT_NOISE * truth.abs().clamp(min=1e-3)
     return truth, allowed
 
 
 def assert_meets_contract(
-    actual: torch.Tensor,  # [B] per-batch CFI from a backend
+    actual: torch.Tensor,  # [B] per-sample CFI from a backend
     query: torch.Tensor,
     key: torch.Tensor,
     num_frames: int,
@@ -46,6 +48,32 @@ def assert_meets_contract(
         f"error {error.tolist()} exceeds the contract {allowed.tolist()} "
         f"(reference {truth.tolist()}, got {actual.tolist()})"
     )
+
+
+def assert_enhanced_output_meets_contract(
+    actual: torch.Tensor,  # [B, H, N, Dv]: enhanced_sdpa's output (all tokens video)
+    query: torch.Tensor,  # [B, H, N, D]
+    key: torch.Tensor,  # [B, Hk, N, D]
+    value: torch.Tensor,  # [B, Hk, N, Dv]
+    num_frames: int,
+    enhance_weight: float,
+) -> None:
+    """``enhanced_sdpa``'s output against float64 SDPA scaled by the float64 score: the error is at
+    most twice that of the general low-precision path (SDPA in the input dtype, the reference
+    backend's score, the float32 scaling), plus a few float32 ulps of the output's magnitude."""
+    cfi = cross_frame_intensity_reference(query, key, num_frames)  # float64
+    score = (cfi * (num_frames + enhance_weight)).clamp(min=1.0)
+    assert score > 1, "the test must exercise a real enhancement"
+    gqa = query.shape[1] != key.shape[1]
+    truth = F.scaled_dot_product_attention(
+        query.cpu().double(), key.cpu().double(), value.cpu().double(), enable_gqa=gqa
+    ) * score.cpu()
+    general = eav.enhanced_sdpa(query, key, value, enable_gqa=gqa, num_frames=num_frames,
+                                enhance_weight=enhance_weight, backend="reference")
+    error = (actual.cpu().double() - truth).abs().max().item()
+    allowed = 2 * (general.cpu().double() - truth).abs().max().item()
+    allowed += FLOAT32_RESULT_NOISE * truth.abs().max().item()
+    assert error <= allowed, f"enhanced output error {error} exceeds the contract {allowed}"
 
 
 def random_query_key(

@@ -7,6 +7,7 @@ pytest.importorskip("diffusers")  # before the imports that need it: a machine w
 
 from adapters_tiny_models import CASES
 from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
+from eav_kernels._extension import compiled_extension
 from eav_kernels.adapters import AdapterSpec, supported_models
 
 
@@ -78,3 +79,47 @@ def test_unsupported_context_parallel_modes_fail_loudly(parallel_config):
     finally:
         remove_enhance_a_video(model)
         processor._parallel_config = None
+
+
+def test_config_names_the_enhance_weight_once():
+    """``enhance_weight`` everywhere; the old ``weight=`` still works, warns, and means the same."""
+    with pytest.warns(DeprecationWarning, match="'weight' is deprecated; use 'enhance_weight'"):
+        old = EnhanceAVideoConfig(weight=3.4)
+    assert old == EnhanceAVideoConfig(enhance_weight=3.4)
+    assert EnhanceAVideoConfig(3.4).enhance_weight == 3.4  # first positional field, as before
+    with pytest.raises(ValueError, match="enhance_weight must be a finite number, got nan"):
+        EnhanceAVideoConfig(enhance_weight=float("nan"))
+
+
+@pytest.mark.skipif(compiled_extension() is None, reason="eav_kernels._C is not built")
+@pytest.mark.parametrize("placement", ["to_out", "attention_output"])
+def test_latte_temporal_layers_reach_the_fused_kernel(placement, monkeypatch):
+    """A pure temporal layer reached through the adapter runs the fused temporal kernel wherever a
+    backend has one (CUDA, Triton); here the CPU-compiled twin stands in for it, and the output
+    is the independent reference's. Without it (CPU's declared reason) the general path runs."""
+    import eav_kernels as eav
+    from eav_kernels.backends import BACKENDS
+
+    from adapters_tiny_models import attention_layer_names, reference_output, run
+
+    calls = []
+    original = eav.ops.temporal_attention_with_cfi
+    monkeypatch.setattr(eav.ops, "temporal_attention_with_cfi", lambda *args: calls.append(1) or original(*args))
+    case = CASES["latte"]
+    model = case.build()
+    inputs = case.inputs(2, torch.Generator().manual_seed(7))
+    weights = {name: 4.0 for name in attention_layer_names(model, case)}
+    expected = reference_output(model, case, inputs, weights, placement=placement)
+    config = EnhanceAVideoConfig(enhance_weight=4.0, placement=placement, backend="cpu")
+
+    apply_enhance_a_video(model, config)
+    try:
+        general = run(model, inputs)
+        assert calls == [], "CPU declares the fused op slower: the general path runs"
+        monkeypatch.setattr(BACKENDS["cpu"], "temporal_reason", None)
+        fused = run(model, inputs)
+    finally:
+        remove_enhance_a_video(model)
+    assert len(calls) == len(weights), "every temporal layer call takes the fused kernel"
+    torch.testing.assert_close(general, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-5)

@@ -33,7 +33,7 @@ def test_generate_compare(tiny_pipeline_dir, tmp_path, capsys):
     out = tmp_path / "cat.mp4"
     record = tmp_path / "cat.json"
     code = main(["generate", "--model", str(tiny_pipeline_dir), "--prompt", "a cat surfing a wave",
-                 *SIZE, "--steps", "2", "--weight", "3.4", "--seed", "1", "--out", str(out),
+                 *SIZE, "--steps", "2", "--enhance-weight", "3.4", "--seed", "1", "--out", str(out),
                  "--compare", "--record", str(record)])
     assert code == 0
     printed = capsys.readouterr().out
@@ -76,3 +76,14 @@ def test_generate_needs_a_prompt(tiny_pipeline_dir, tmp_path):
     with pytest.raises(SystemExit, match="--prompt"):
         main(["generate", "--model", str(tiny_pipeline_dir), *SIZE, "--steps", "1",
               "--out", str(tmp_path / "x.mp4")])
+
+
+def test_weight_flag_is_the_deprecated_spelling_of_enhance_weight():
+    from eav_kernels.cli import build_parser
+    from eav_kernels.cli.generate import enhance_weight_argument
+
+    base = ["generate", "--model", "m", "--out", "o.mp4"]
+    assert enhance_weight_argument(build_parser().parse_args(base)) == 4.0
+    assert enhance_weight_argument(build_parser().parse_args(base + ["--enhance-weight", "3.4"])) == 3.4
+    with pytest.warns(DeprecationWarning, match="'--weight' is deprecated; use '--enhance-weight'"):
+        assert enhance_weight_argument(build_parser().parse_args(base + ["--weight", "2.5"])) == 2.5

@@ -22,7 +22,7 @@ def _record_wan_run(recorder, timesteps=(900.0, 900.0, 500.0, 500.0, 100.0)):
     model = case.build()
     generator = torch.Generator().manual_seed(0)
     inputs = case.inputs(1, generator)
-    apply_enhance_a_video(model, EnhanceAVideoConfig(weight=4.0, recorder=recorder))
+    apply_enhance_a_video(model, EnhanceAVideoConfig(enhance_weight=4.0, recorder=recorder))
     outputs = [run(model, {**inputs, "timestep": torch.tensor([t])}) for t in timesteps]
     remove_enhance_a_video(model)
     return model, inputs, outputs
@@ -40,7 +40,7 @@ def test_recorder_collects_layers_and_steps_without_changing_outputs():
     assert all(s == pytest.approx(max(1.0, c * (3 + 4.0)), rel=1e-5)
                for c_row, s_row in zip(cfi, scores) for c, s in zip(c_row, s_row))
 
-    apply_enhance_a_video(model, EnhanceAVideoConfig(weight=4.0))  # no recorder
+    apply_enhance_a_video(model, EnhanceAVideoConfig(enhance_weight=4.0))  # no recorder
     plain = run(model, {**inputs, "timestep": torch.tensor([900.0])})
     remove_enhance_a_video(model)
     assert torch.equal(plain, recorded[0])
@@ -51,7 +51,7 @@ def test_window_records_only_enhanced_forwards():
     model = case.build()
     inputs = case.inputs(1, torch.Generator().manual_seed(0))
     recorder = CFIRecorder()
-    apply_enhance_a_video(model, EnhanceAVideoConfig(weight=4.0, end=0.5, recorder=recorder))
+    apply_enhance_a_video(model, EnhanceAVideoConfig(enhance_weight=4.0, end=0.5, recorder=recorder))
     for t in (900.0, 100.0):  # progress 0.1 (enhanced), 0.9 (outside the window)
         run(model, {**inputs, "timestep": torch.tensor([t])})
     layers, timesteps, values = record_matrix(recorder.to_dict())

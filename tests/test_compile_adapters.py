@@ -30,7 +30,7 @@ def test_adapted_model_compiles_fullgraph_and_matches_eager(case_name):
     inputs = case.inputs(2, torch.Generator().manual_seed(7))
     plain = run(model, inputs)
     backend = "cpu" if compiled_extension() is not None else "reference"
-    apply_enhance_a_video(model, EnhanceAVideoConfig(weight=4.0, backend=backend))
+    apply_enhance_a_video(model, EnhanceAVideoConfig(enhance_weight=4.0, backend=backend))
     try:
         eager = run(model, inputs)
         torch._dynamo.reset()
@@ -52,7 +52,7 @@ def test_windowed_schedule_reads_the_timestep_only_when_needed():
     case = CASES["wan"]
     model = case.build()
     inputs = case.inputs(1, torch.Generator().manual_seed(3))
-    apply_enhance_a_video(model, EnhanceAVideoConfig(weight=4.0, start=0.0, end=0.5))
+    apply_enhance_a_video(model, EnhanceAVideoConfig(enhance_weight=4.0, start=0.0, end=0.5))
     try:
         torch._dynamo.reset()
         with torch.no_grad(), pytest.raises(Exception, match="data-dependent|item"):

@@ -66,7 +66,7 @@ def ranks(tmp_path_factory):
 def _single_process(name: str, placement: str):
     build, inputs = model_inputs(name)
     model = build()
-    eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(weight=WEIGHT, placement=placement))
+    eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, placement=placement))
     with torch.no_grad():
         output = model(**inputs)[0]
     scores = {}

@@ -1,4 +1,8 @@
-"""CFI backends against the float64 reference (FlashAttention's contract), and their edge cases."""
+"""CFI backends against the float64 reference (FlashAttention's contract), and their edge cases.
+
+The contract tests run the compiled CPU kernel: the ``reference`` backend *is* the float64
+reference, so holding it against itself could not fail.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from contract import assert_meets_contract, random_query_key
 requires_extension = pytest.mark.skipif(
     compiled_extension() is None, reason="eav_kernels._C is not built"
 )
-CPU_BACKENDS = ["cpu", "reference"]
+CPU_BACKENDS = ["cpu", "reference"]  # for the edge cases every backend must get right
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 LAYOUTS = ["bhnd", "bnhd", "strided"]
 # (batch, heads, num_frames, spatial, head_dim): the odd sizes the contract tests use.
@@ -33,33 +37,30 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@requires_extension
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}H{}F{}S{}D{}".format(*s))
-def test_meets_contract(backend, dtype, layout, shape, generator):
-    if backend == "cpu" and compiled_extension() is None:
-        pytest.skip("eav_kernels._C is not built")
+def test_meets_contract(dtype, layout, shape, generator):
     batch, heads, frames, spatial, head_dim = shape
     q, k = random_query_key(batch, heads, frames, spatial, head_dim, dtype, layout=layout, generator=generator)
-    per_batch = eav.cross_frame_intensity(q, k, frames, per_batch=True, backend=backend)
-    assert per_batch.shape == (batch,) and per_batch.dtype == torch.float32
-    assert_meets_contract(per_batch, q, k, frames)
-    mean = eav.cross_frame_intensity(q, k, frames, backend=backend)
-    assert mean.shape == () and torch.equal(mean, per_batch.mean())
+    per_sample = eav.cross_frame_intensity(q, k, frames, per_sample=True, backend="cpu")
+    assert per_sample.shape == (batch,) and per_sample.dtype == torch.float32
+    assert_meets_contract(per_sample, q, k, frames)
+    mean = eav.cross_frame_intensity(q, k, frames, backend="cpu")
+    assert mean.shape == () and torch.equal(mean, per_sample.mean())
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@requires_extension
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_grouped_query_heads_and_custom_scale(backend, dtype, generator):
-    if backend == "cpu" and compiled_extension() is None:
-        pytest.skip("eav_kernels._C is not built")
+def test_grouped_query_heads_and_custom_scale(dtype, generator):
     q, k = random_query_key(2, 6, 13, 5, 72, dtype, kv_heads=2, layout="bnhd", generator=generator)
-    per_batch = eav.cross_frame_intensity(q, k, 13, scale=0.3, per_batch=True, backend=backend)
-    assert_meets_contract(per_batch, q, k, 13, scale=0.3)
+    per_sample = eav.cross_frame_intensity(q, k, 13, scale=0.3, per_sample=True, backend="cpu")
+    assert_meets_contract(per_sample, q, k, 13, scale=0.3)
     repeated = k.repeat_interleave(3, dim=1)
-    expanded = eav.cross_frame_intensity(q, repeated, 13, scale=0.3, per_batch=True, backend=backend)
-    torch.testing.assert_close(per_batch, expanded, rtol=1e-6, atol=0)
+    expanded = eav.cross_frame_intensity(q, repeated, 13, scale=0.3, per_sample=True, backend="cpu")
+    # the same logits, summed in another order (key heads outer or inner): float32 rounding only
+    torch.testing.assert_close(per_sample, expanded, rtol=1e-6, atol=0)
 
 
 @requires_extension
@@ -67,9 +68,9 @@ def test_strongly_diagonal_rows_do_not_cancel(generator):
     """Off-diagonal mass of ~1e-6 per row: computing it as 1 - p_diag would lose it to rounding."""
     q, _ = random_query_key(1, 2, 8, 16, 64, torch.float32, generator=generator)
     k = q.clone()
-    per_batch = eav.cross_frame_intensity(q, k, 8, scale=1.0, per_batch=True, backend="cpu")
-    assert_meets_contract(per_batch, q, k, 8, scale=1.0)
-    assert 0 < per_batch.item() < 1e-3
+    per_sample = eav.cross_frame_intensity(q, k, 8, scale=1.0, per_sample=True, backend="cpu")
+    assert_meets_contract(per_sample, q, k, 8, scale=1.0)
+    assert 0 < per_sample.item() < 1e-3
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
@@ -77,7 +78,7 @@ def test_single_frame_is_zero(backend, generator):
     if backend == "cpu" and compiled_extension() is None:
         pytest.skip("eav_kernels._C is not built")
     q, k = random_query_key(2, 2, 1, 9, 40, torch.bfloat16, generator=generator)
-    cfi = eav.cross_frame_intensity(q, k, 1, per_batch=True, backend=backend)
+    cfi = eav.cross_frame_intensity(q, k, 1, per_sample=True, backend=backend)
     assert torch.equal(cfi, torch.zeros(2))
     assert eav.enhance_score(cfi, 1, 4.0).tolist() == [1.0, 1.0]
 
@@ -89,7 +90,7 @@ def test_non_finite_input_gives_nan(backend, poison, generator):
         pytest.skip("eav_kernels._C is not built")
     q, k = random_query_key(2, 2, 3, 5, 16, torch.float32, generator=generator)
     q[1, 0, 4, 3] = poison
-    cfi = eav.cross_frame_intensity(q, k, 3, per_batch=True, backend=backend)
+    cfi = eav.cross_frame_intensity(q, k, 3, per_sample=True, backend=backend)
     assert math.isfinite(cfi[0].item()) and math.isnan(cfi[1].item())
     assert math.isnan(eav.enhance_score(cfi, 3, 4.0)[1].item())
 
@@ -107,7 +108,7 @@ def test_bitwise_deterministic_across_threads_and_calls(restore_threads, generat
     results = []
     for threads in (1, 2, 1, 2):
         torch.set_num_threads(threads)
-        results.append(eav.cross_frame_intensity(q, k, 13, per_batch=True, backend="cpu"))
+        results.append(eav.cross_frame_intensity(q, k, 13, per_sample=True, backend="cpu"))
     for other in results[1:]:
         assert torch.equal(results[0], other), [r.tolist() for r in results]
 
@@ -135,7 +136,7 @@ def test_portable_build_meets_contract_too():
         g = torch.Generator().manual_seed(7)
         for dtype in (torch.float32, torch.float16, torch.bfloat16):
             q, k = random_query_key(2, 2, 13, 7, 72, dtype, layout="bnhd", generator=g)
-            assert_meets_contract(eav.cross_frame_intensity(q, k, 13, per_batch=True, backend="cpu"), q, k, 13)
+            assert_meets_contract(eav.cross_frame_intensity(q, k, 13, per_sample=True, backend="cpu"), q, k, 13)
         print("ok")
         """
     )
@@ -156,12 +157,18 @@ def test_opcheck(generator):
 
 
 @requires_extension
-def test_compiles_fullgraph(generator):
-    q, k = random_query_key(2, 2, 5, 6, 16, torch.float32, layout="bnhd", generator=generator)
+@pytest.mark.parametrize("batch, per_sample", [(2, True), (2, False), (1, False)])
+def test_compiles_fullgraph(batch, per_sample, generator):
+    """"auto" too: the cached capabilities and the per-call EAV_BACKEND read trace without a
+    graph break; batch 1's mean (the element itself, made 0-d in place) as well."""
+    q, k = random_query_key(batch, 2, 5, 6, 16, torch.float32, layout="bnhd", generator=generator)
+    torch._dynamo.reset()
     compiled = torch.compile(
-        lambda q, k: eav.cross_frame_intensity(q, k, 5, per_batch=True, backend="cpu"), fullgraph=True
+        lambda q, k: eav.cross_frame_intensity(q, k, 5, per_sample=per_sample), fullgraph=True
     )
-    assert torch.equal(compiled(q, k), eav.cross_frame_intensity(q, k, 5, per_batch=True, backend="cpu"))
+    expected = eav.cross_frame_intensity(q, k, 5, per_sample=per_sample, backend="cpu")
+    assert torch.equal(compiled(q, k), expected)
+    torch._dynamo.reset()
 
 
 @pytest.mark.parametrize(
@@ -219,14 +226,22 @@ def test_unknown_or_unavailable_backend_says_why():
         eav.cross_frame_intensity(q, q, 3, backend="cuda")
 
 
-def test_environment_variable_chooses_auto_backend(monkeypatch, generator):
+def test_environment_variable_chooses_auto_backend_per_call(monkeypatch, generator):
+    from eav_kernels.backends import select_backend
+
     q, k = random_query_key(1, 1, 3, 4, 8, torch.float32, generator=generator)
     monkeypatch.setenv("EAV_BACKEND", "reference")
-    reference = eav.cross_frame_intensity(q, k, 3)
-    assert torch.equal(reference, eav.cross_frame_intensity(q, k, 3, backend="reference"))
+    assert select_backend("auto", q, k).name == "reference"
+    assert select_backend("cpu", q, k).name == "cpu"  # a named backend is not replaced
+    monkeypatch.setenv("EAV_BACKEND", "cuda")  # read again at the next call
+    with pytest.raises(ValueError, match="backend 'cuda' cannot take this input: runs on cuda"):
+        eav.cross_frame_intensity(q, k, 3)
     monkeypatch.setenv("EAV_BACKEND", "nope")
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         eav.cross_frame_intensity(q, k, 3)
+    monkeypatch.delenv("EAV_BACKEND")
+    expected = "cpu" if compiled_extension() is not None else "reference"
+    assert select_backend("auto", q, k).name == expected
 
 
 def test_available_backends_report_reasons():
@@ -247,7 +262,7 @@ def test_off_diagonal_mass_sums_of_row_shards_give_the_reference(heads, key_head
     query = 2 * torch.randn(batch, heads, frames * spatial, head_dim, generator=generator)
     key = 2 * torch.randn(batch, key_heads, frames * spatial, head_dim, generator=generator)
     expected = eav.cross_frame_intensity_reference(
-        query, key.repeat_interleave(heads // key_heads, dim=1), frames, scale=0.3, per_batch=True
+        query, key.repeat_interleave(heads // key_heads, dim=1), frames, scale=0.3, per_sample=True
     )
     total = sum(
         off_diagonal_mass_sums(query[:, :, start:stop], key, frames, start, scale=0.3)

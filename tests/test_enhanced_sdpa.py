@@ -13,7 +13,8 @@ from eav_kernels._extension import compiled_extension
 from contract import contract_bound
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
-BACKENDS = ["reference"] + (["cpu"] if compiled_extension() is not None else [])
+# The score's backend: the compiled kernel (the reference where it is not built).
+BACKENDS = ["cpu"] if compiled_extension() is not None else ["reference"]
 
 
 def joint_attention_inputs(batch, heads, frames, spatial, text, head_dim, dtype, generator, text_first=True):
@@ -46,15 +47,16 @@ def test_text_rows_untouched_video_rows_scaled(backend, dtype, text_first, gener
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_attention_with_enhance_score_per_batch(backend, dtype, generator):
+def test_attention_with_enhance_score_per_sample(backend, dtype, generator):
     q, k, v, video = joint_attention_inputs(3, 2, 7, 4, 5, 16, dtype, generator)
     out, score = eav.attention_with_enhance_score(
-        q, k, v, num_frames=7, enhance_weight=30.0, video_tokens=video, per_batch=True, backend=backend
+        q, k, v, num_frames=7, enhance_weight=30.0, video_tokens=video, per_sample=True, backend=backend
     )
     assert torch.equal(out, F.scaled_dot_product_attention(q, k, v))
     assert score.shape == (3,)
-    per_batch_cfi = eav.cross_frame_intensity(q[:, :, video], k[:, :, video], 7, per_batch=True, backend=backend)
-    assert torch.equal(score, eav.enhance_score(per_batch_cfi, 7, 30.0))
+    # the score enhanced_sdpa computes in place equals the public formula on the public CFI
+    per_sample_cfi = eav.cross_frame_intensity(q[:, :, video], k[:, :, video], 7, per_sample=True, backend=backend)
+    assert torch.equal(score, eav.enhance_score(per_sample_cfi, 7, 30.0))
     scaled = eav.scale_video_tokens(out, score, video, token_dim=2)
     in_place = eav.scale_video_tokens(out.clone(), score, video, token_dim=2, inplace=True)
     assert torch.equal(scaled, in_place)

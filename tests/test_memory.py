@@ -52,7 +52,7 @@ def test_no_growth_over_1000_calls(op, backend, generator):
     k = torch.randn(1, 2, 256, 64, generator=generator)
     v = torch.randn(1, 2, 256, 64, generator=generator)
     if op == "cross_frame_intensity":
-        fn = lambda: eav.cross_frame_intensity(q, k, 16, per_batch=True, backend=backend)  # noqa: E731
+        fn = lambda: eav.cross_frame_intensity(q, k, 16, per_sample=True, backend=backend)  # noqa: E731
     else:
         fn = lambda: eav.enhanced_sdpa(q, k, v, num_frames=16, enhance_weight=4.0, backend=backend)  # noqa: E731
     growth = growth_over_calls(fn)
