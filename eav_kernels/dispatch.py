@@ -7,6 +7,8 @@ other problem runs SDPA and the CFI kernel of the first backend that can (contra
 
 from __future__ import annotations
 
+import struct
+
 import torch
 import torch.nn.functional as F
 
@@ -15,7 +17,7 @@ from .problem import AttentionProblem
 
 __all__ = [
     "attention_with_cross_frame_intensity", "batch_mean", "enhanced_attention", "multiply_in_float32",
-    "per_sample_cross_frame_intensity", "scale_rows", "score_in_place",
+    "per_sample_cross_frame_intensity", "scale_rows", "score_in_place", "whole_batch_score",
 ]
 
 
@@ -64,8 +66,38 @@ def enhanced_attention(problem: AttentionProblem, enhance_weight: float, backend
     out, cfi = attention_with_cross_frame_intensity(problem, backend)
     if problem.num_frames == 1:  # score is exactly 1: the output is SDPA's, untouched
         return out
-    score = score_in_place(batch_mean(cfi), problem.num_frames, enhance_weight)
+    score = whole_batch_score(cfi, problem.num_frames, enhance_weight)
     return scale_rows(out, score, problem.video_start, problem.video_length, inplace=not out.requires_grad)
+
+
+def whole_batch_score(
+    cfi: torch.Tensor,  # [B] float32, owned by the caller (may be overwritten)
+    num_frames: int,
+    enhance_weight: float,
+) -> torch.Tensor:
+    """0-d float32: ``max(1, mean(cfi) * (num_frames + enhance_weight))``, bit for bit what
+    ``score_in_place(batch_mean(cfi), ...)`` gives.
+
+    On CPU, outside ``torch.compile``, reading the mean on the host costs nothing (no device to
+    wait for), and the score is made in Python: the product of two float32 values is exact in a
+    Python float, so rounding it once to float32 (``scalar_tensor``) gives the float32 product's
+    bits, and the clamp commutes with that rounding; NaN stays NaN. That is one tensor op where the
+    tensor path takes three (most of a small call's host time). Elsewhere the score stays on the
+    device: no host sync, and a traced graph stays whole.
+    """
+    if cfi.is_cpu and not torch.compiler.is_compiling():
+        mean = cfi.item() if cfi.shape[0] == 1 else cfi.mean().item()
+        score = mean * _round_to_float32(num_frames + enhance_weight)
+        return torch.scalar_tensor(1.0 if score < 1.0 else score, dtype=torch.float32)
+    return score_in_place(batch_mean(cfi), num_frames, enhance_weight)
+
+
+def _round_to_float32(value: float) -> float:
+    """``value`` rounded to the nearest float32 (as a float32 tensor op rounds a Python scalar)."""
+    return _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+
+
+_FLOAT32 = struct.Struct("f")
 
 
 def scale_rows(

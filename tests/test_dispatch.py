@@ -212,3 +212,20 @@ def test_enhanced_sdpa_scales_in_place_only_without_autograd(generator):
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
     out.sum().backward()
     assert v.grad is not None
+
+
+def test_host_made_score_has_the_bits_of_the_tensor_ops():
+    """The CPU score made in Python equals ``score_in_place(batch_mean(cfi))`` bit for bit, over
+    batch sizes, frame counts, weights (negative ones too) and CFI magnitudes; NaN stays NaN."""
+    rng = torch.Generator().manual_seed(7)
+    for trial in range(3000):
+        batch = (1, 2, 3)[trial % 3]
+        num_frames = (2, 3, 13, 33)[trial % 4]
+        enhance_weight = float(torch.empty(()).uniform_(-40.0, 40.0, generator=rng))
+        cfi = torch.rand(batch, generator=rng) * (1e-3, 0.1, 1.0, 10.0)[trial % 4]
+        if trial % 97 == 0:
+            cfi[0] = float("nan")
+        fast = dispatch.whole_batch_score(cfi.clone(), num_frames, enhance_weight)
+        tensor_ops = dispatch.score_in_place(dispatch.batch_mean(cfi.clone()), num_frames, enhance_weight)
+        assert fast.dtype == torch.float32 and fast.shape == ()
+        assert torch.equal(fast, tensor_ops) or (fast.isnan() and tensor_ops.isnan()), (cfi, enhance_weight)
