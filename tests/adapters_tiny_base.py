@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import pytest
 import torch
 
 WEIGHT_FIELD = "weight"  # the enhance weight's EnhanceAVideoConfig field name, in one place
@@ -18,6 +19,16 @@ def enhance_config(weight: float, **fields):
     from eav_kernels import EnhanceAVideoConfig
 
     return EnhanceAVideoConfig(**{WEIGHT_FIELD: weight}, **fields)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models are all per-op overhead: intra-op threads only add synchronisation (and, on a
+    loaded machine, spinning). Import into a test module and mark it autouse there."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @dataclass

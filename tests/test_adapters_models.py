@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
 
-from adapters_tiny_base import enhance_config, to_bfloat16, twin_batch
+from adapters_tiny_base import enhance_config, one_thread, to_bfloat16, twin_batch  # noqa: F401
 from adapters_tiny_models import CASES, attention_layer_names, reference_output, run
 from eav_kernels import apply_enhance_a_video, remove_enhance_a_video
 
@@ -20,14 +20,7 @@ ALL = sorted(CASES)
 PLACEMENTS = ("to_out", "attention_output")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are all per-op overhead: intra-op threads only add synchronisation (and on a
-    loaded machine, spinning), so these tests run on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=ALL)

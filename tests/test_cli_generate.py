@@ -76,3 +76,26 @@ def test_generate_needs_a_prompt(tiny_pipeline_dir, tmp_path):
     with pytest.raises(SystemExit, match="--prompt"):
         main(["generate", "--model", str(tiny_pipeline_dir), *SIZE, "--steps", "1",
               "--out", str(tmp_path / "x.mp4")])
+
+
+@pytest.fixture(scope="module")
+def tiny_wan22_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-wan22")
+    load_tool("make_tiny_pipeline").main([str(directory), "--model-type", "wan2.2"])
+    return directory
+
+
+def test_generate_enhances_both_wan22_experts(tiny_wan22_dir, tmp_path, capsys):
+    """A Wan 2.2 pipeline (two experts) saved and loaded back: both experts are enhanced, each
+    layer recorded under its component's name."""
+    record = tmp_path / "wan22.json"
+    out = tmp_path / "wan22.mp4"
+    assert main(["generate", "--model", str(tiny_wan22_dir), "--prompt", "a corgi running", "--frames", "9",
+                 "--height", "32", "--width", "32", "--steps", "2", "--out", str(out), "--record", str(record)]) == 0
+    assert "4 enhanced layers" in capsys.readouterr().out
+    assert _read_video(out).shape == (9, 32, 32, 3)
+    data = json.loads(record.read_text())
+    assert data["layers"] == ["transformer.blocks.0.attn1", "transformer.blocks.1.attn1",
+                              "transformer_2.blocks.0.attn1", "transformer_2.blocks.1.attn1"]
+    experts = [sorted({name.split(".")[0] for name in forward["layers"]}) for forward in data["forwards"]]
+    assert experts == [["transformer"], ["transformer"], ["transformer_2"], ["transformer_2"]]  # cond, uncond per step

@@ -20,6 +20,11 @@ REFUSED_MODELS: dict[str, str] = {
         "frames that are discarded), and the output is one image, so there is no video whose temporal "
         "consistency the method could improve"
     ),
+    "Cosmos3OmniTransformer": (
+        "not supported yet: a packed mixture-of-transformers omni model (a causal text pathway and a "
+        "bidirectional generation pathway in one ragged packed sequence), whose video rows, frame count "
+        "and attention calls the adapter does not model"
+    ),
     "JoyImageEditTransformer3DModel": "an image editor (image in, image out): there are no video frames",
     "JoyImageEditPlusTransformer3DModel": "an image editor (images in, image out): there are no video frames",
     "Kandinsky6SRTransformer3DModel": (

@@ -4,9 +4,12 @@ with the same seed without it.
     eav generate --model THUDM/CogVideoX-2b --prompt "a corgi surfing" --weight 3.4 --out corgi.mp4 --compare
 
 ``--model`` is anything ``DiffusionPipeline.from_pretrained`` takes: a local directory (written
-by ``save_pretrained``) or a hub id where the network allows. The adapter
-(``apply_enhance_a_video``) goes on ``pipe.transformer``; the run records every enhanced layer's
-CFI and score per step (``--record FILE.json``; ``eav plot-cfi`` draws it).
+by ``save_pretrained``) or a hub id where the network allows, of any text-to-video pipeline whose
+video model has an adapter (``eav_kernels.adapters.supported_models()``). The adapter
+(``apply_enhance_a_video``) goes on every video model of the pipeline (Wan 2.2's two experts
+``transformer`` and ``transformer_2`` both); the run records every enhanced layer's CFI and score
+per step (``--record FILE.json``; ``eav plot-cfi`` draws it). With several video models, layer
+names are prefixed by the component (``transformer_2.blocks.0.attn1``).
 
 Outputs: ``--out`` (mp4 through imageio-ffmpeg; a GIF next to it when ffmpeg is missing). With
 ``--compare``: ``STEM_compare.mp4`` (left: without, right: with Enhance-A-Video, same seed),
@@ -68,9 +71,11 @@ def load_pipeline(model: str, device: torch.device, dtype: torch.dtype):
     with warnings.catch_warnings():  # newer diffusers call it `dtype`; older ones know only this name
         warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
         pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
-    if getattr(pipe, "transformer", None) is None:
-        raise SystemExit(f"{model}: {type(pipe).__name__} has no `transformer`; eav generate needs a "
-                         "video diffusion transformer pipeline (CogVideoX, HunyuanVideo, Wan, ...)")
+    from ..adapters import supported_models, video_models
+
+    if not video_models(pipe):
+        raise SystemExit(f"{model}: {type(pipe).__name__} has no video model with an adapter; eav generate "
+                         f"needs a video diffusion pipeline of: {', '.join(supported_models())}")
     pipe.set_progress_bar_config(file=sys.stderr)
     return pipe.to(device)
 
@@ -134,6 +139,34 @@ def generate_frames(pipe, arguments: dict[str, Any], seed: int, device: torch.de
     return frames
 
 
+class _ComponentRecorder:
+    """Records into a shared ``CFIRecorder`` with layer names prefixed by ``prefix`` (one per
+    video model of a pipeline, so Wan 2.2's two experts keep their layers apart)."""
+
+    def __init__(self, recorder, prefix: str):
+        self.recorder, self.prefix = recorder, prefix
+
+    def begin_forward(self, timestep, num_frames) -> None:
+        self.recorder.begin_forward(timestep, num_frames)
+
+    def record_layer(self, layer_name: str, cross_frame_intensity, score) -> None:
+        self.recorder.record_layer(self.prefix + layer_name, cross_frame_intensity, score)
+
+
+def enhance_configs(pipe, weight: float, recorder) -> dict[str, Any]:
+    """``{component: EnhanceAVideoConfig}`` for every video model of ``pipe``, all recording into
+    ``recorder`` (layer names prefixed by the component when there are several)."""
+    from ..adapters import EnhanceAVideoConfig, video_models
+
+    names = sorted(video_models(pipe))
+    return {
+        name: EnhanceAVideoConfig(
+            weight=weight, recorder=recorder if len(names) == 1 else _ComponentRecorder(recorder, f"{name}."),
+        )
+        for name in names
+    }
+
+
 # ---- video files ----------------------------------------------------------------------------
 
 def ffmpeg_available() -> bool:
@@ -179,7 +212,7 @@ def side_by_side(left, right, gap: int = 4):
 # ---- the command ----------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
-    from ..adapters import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
+    from ..adapters import apply_enhance_a_video, remove_enhance_a_video
     from ..telemetry import CFIRecorder
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
@@ -194,12 +227,13 @@ def run(args: argparse.Namespace) -> int:
         print("without Enhance-A-Video ...", file=sys.stderr, flush=True)
         plain = generate_frames(pipe, arguments, args.seed, device)
     recorder = CFIRecorder()
-    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(weight=args.weight, recorder=recorder))
+    configs = enhance_configs(pipe, args.weight, recorder)
+    apply_enhance_a_video(pipe, configs)
     try:
-        print(f"with Enhance-A-Video (weight {args.weight}) ...", file=sys.stderr, flush=True)
+        print(f"with Enhance-A-Video (weight {args.weight}) on {', '.join(configs)} ...", file=sys.stderr, flush=True)
         enhanced = generate_frames(pipe, arguments, args.seed, device)
     finally:
-        remove_enhance_a_video(pipe.transformer)
+        remove_enhance_a_video(pipe)
 
     written = [write_video(out, enhanced, args.fps)]
     record = recorder.to_dict()
