@@ -9,7 +9,7 @@ diffusers = pytest.importorskip("diffusers")
 
 from adapters_tiny_base import enhance_config
 from adapters_tiny_models import CASES
-from eav_kernels import apply_enhance_a_video
+from eav_kernels import apply_enhance_a_video, remove_enhance_a_video
 from eav_kernels.adapters import refused_models, supported_models
 from eav_kernels.adapters.models import SUPPORTED_MODELS
 from eav_kernels.adapters.spec import find_spec
@@ -73,3 +73,30 @@ def test_every_supported_model_has_notes_and_a_tiny_model_case():
     assert not missing, f"supported models without a tiny-model case: {missing}"
     for spec in SUPPORTED_MODELS.values():
         assert len(spec.notes) > 80, f"{spec.model}: write the traps found into the spec's notes"
+
+
+@pytest.mark.parametrize("name, mode, reason", [
+    ("skyreels_v2", lambda model, inputs: model.register_to_config(num_frame_per_block=3), "causal"),
+    ("kandinsky5", lambda model, inputs: inputs.update(sparse_params={"to_fractal": False}), "NABLA"),
+])
+def test_model_mode_without_a_clear_meaning_refuses_the_forward(name, mode, reason):
+    """A supported model in a mode where the method has no clear meaning (block-causal frames,
+    block-sparse attention) raises TypeError before computing anything."""
+    case = CASES[name]
+    model = case.build()
+    inputs = case.inputs(1, torch.Generator().manual_seed(0))
+    mode(model, inputs)
+    apply_enhance_a_video(model, enhance_config(4.0))
+    try:
+        with pytest.raises(TypeError, match=reason):
+            model(**inputs)
+    finally:
+        remove_enhance_a_video(model)
+
+
+def test_docs_list_every_supported_and_refused_model():
+    from cli_helpers import REPO
+
+    text = (REPO / "docs" / "diffusers.md").read_text()
+    missing = [name for name in [*supported_models(), *refused_models()] if f"`{name}`" not in text]
+    assert not missing, f"docs/diffusers.md does not list {missing}"

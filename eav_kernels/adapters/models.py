@@ -8,6 +8,7 @@ from .readers import (
     grid_tokens,
     ltx2_num_frames,
     ltx2_video_tokens,
+    kandinsky5_sparse_attention,
     ltx_num_frames,
     skyreels_causal_blocks,
 )
@@ -272,12 +273,12 @@ KANDINSKY5 = AdapterSpec(
     self_attention=r"visual_transformer_blocks\.\d+\.self_attention",
     text=None,
     num_frames=frames_axis(1, "patch_size", patch_index=0),  # [B, F, H, W, C]: channels last
+    forward_refusal=kandinsky5_sparse_attention,
     notes="Latents are channels-last [B, F, H, W, C]. Text has its own encoder blocks "
     "(text_transformer_blocks, left alone) and reaches video through cross_attention. With NABLA "
-    "sparse attention (sparse_params) tokens are reordered into 8x8 tiles per frame (still "
-    "frame-major) and attention runs through flex_attention with a block mask, which the adapter "
-    "cannot see: such a forward raises. The I2V variant (visual_cond) concatenates the image "
-    "latent and a mask on channels.",
+    "sparse attention (sparse_params: the Pro and 10 s models) tokens are reordered into 8x8 "
+    "tiles per frame and attention runs block-sparse through flex_attention: such a forward is "
+    "refused. The I2V variant (visual_cond) concatenates the image latent and a mask on channels.",
 )
 
 KANDINSKY6 = AdapterSpec(

@@ -88,3 +88,13 @@ def skyreels_causal_blocks(model: torch.nn.Module, arguments: Arguments) -> str 
             "this model does not compute. Enhance the synchronous mode (causal_block_size=None)"
         )
     return None
+
+
+def kandinsky5_sparse_attention(model: torch.nn.Module, arguments: Arguments) -> str | None:
+    """Kandinsky 5 with ``sparse_params`` (NABLA) runs block-sparse attention through flex_attention."""
+    if arguments.get("sparse_params") is not None:
+        return (
+            "NABLA sparse attention (sparse_params, attention_type='nabla') attends only the selected "
+            "token blocks through flex_attention: the dense F x F temporal softmax is not computed"
+        )
+    return None
