@@ -23,6 +23,18 @@ def _timestep(batch_size: int, timestep: float) -> torch.Tensor:
     return torch.full((batch_size,), timestep)
 
 
+def _video_inputs(batch_size, generator, timestep=500.0, latent=(4, FRAMES, 8, 8), **extra):
+    """``[B, *latent]`` latents (``[B, C, F, H, W]`` by default), 5 text tokens of width 16, a
+    timestep per sample, and ``extra``."""
+    return dict(
+        hidden_states=randn(generator, batch_size, *latent),
+        timestep=_timestep(batch_size, timestep),
+        encoder_hidden_states=randn(generator, batch_size, 5, 16),
+        return_dict=False,
+        **extra,
+    )
+
+
 # ---- joint [text; video] attention ----------------------------------------------------------
 
 def _hunyuan15_build():
@@ -35,15 +47,12 @@ def _hunyuan15_build():
 
 
 def _hunyuan15_inputs(batch_size, generator, timestep=500.0):
-    return dict(
-        hidden_states=randn(generator, batch_size, 4, FRAMES, 4, 4),  # [B, C, F, H, W]
-        timestep=_timestep(batch_size, timestep),
-        encoder_hidden_states=randn(generator, batch_size, 5, 16),
+    return _video_inputs(
+        batch_size, generator, timestep, latent=(4, FRAMES, 4, 4),
         encoder_attention_mask=text_mask(batch_size, 5, dtype=torch.float32),
         encoder_hidden_states_2=randn(generator, batch_size, 4, 8),
         encoder_attention_mask_2=torch.ones(batch_size, 4),
         image_embeds=randn(generator, batch_size, 3, 12),  # nonzero: the I2V path, image tokens valid
-        return_dict=False,
     )
 
 
@@ -63,10 +72,9 @@ _FRAMEPACK_HISTORY = 2 * 1 * 1 + 1 * 2 * 2 + 2 * 4 * 4
 
 
 def _framepack_inputs(batch_size, generator, timestep=500.0):
-    return dict(
-        hidden_states=randn(generator, batch_size, 4, FRAMES, 8, 8),  # the section [B, C, F, H, W]
-        timestep=_timestep(batch_size, timestep),
-        encoder_hidden_states=randn(generator, batch_size, 5, 16),
+    """The section being generated is ``hidden_states``; the history latents come separately."""
+    return _video_inputs(
+        batch_size, generator, timestep,
         encoder_attention_mask=text_mask(batch_size, 5),
         pooled_projections=randn(generator, batch_size, 8),
         image_embeds=randn(generator, batch_size, 2, 12),
@@ -78,7 +86,6 @@ def _framepack_inputs(batch_size, generator, timestep=500.0):
         indices_latents_history_2x=torch.tensor([1.0, 2.0]),
         latents_history_4x=randn(generator, batch_size, 4, 8, 8, 8),
         indices_latents_history_4x=torch.arange(7.0, 15.0),
-        return_dict=False,
     )
 
 
@@ -93,13 +100,7 @@ def _motif_build():
 
 
 def _motif_inputs(batch_size, generator, timestep=500.0):
-    return dict(
-        hidden_states=randn(generator, batch_size, 4, FRAMES, 8, 8),  # [B, C, F, H, W]
-        timestep=_timestep(batch_size, timestep),
-        encoder_hidden_states=randn(generator, batch_size, 5, 16),
-        encoder_attention_mask=text_mask(batch_size, 5),
-        return_dict=False,
-    )
+    return _video_inputs(batch_size, generator, timestep, encoder_attention_mask=text_mask(batch_size, 5))
 
 
 def _easyanimate_build():
@@ -112,13 +113,8 @@ def _easyanimate_build():
 
 
 def _easyanimate_inputs(batch_size, generator, timestep=500.0):
-    return dict(
-        hidden_states=randn(generator, batch_size, 4, FRAMES, 8, 8),  # [B, C, F, H, W]
-        timestep=_timestep(batch_size, timestep),
-        encoder_hidden_states=randn(generator, batch_size, 5, 16),
-        encoder_hidden_states_t5=randn(generator, batch_size, 3, 12),
-        return_dict=False,
-    )
+    return _video_inputs(batch_size, generator, timestep,
+                         encoder_hidden_states_t5=randn(generator, batch_size, 3, 12))
 
 
 def _consisid_build():
@@ -131,29 +127,13 @@ def _consisid_build():
 
 
 def _consisid_inputs(batch_size, generator, timestep=500.0):
-    return dict(
-        hidden_states=randn(generator, batch_size, FRAMES, 4, 8, 8),  # [B, F, C, H, W]
-        encoder_hidden_states=randn(generator, batch_size, 5, 16),
-        timestep=_timestep(batch_size, timestep),
-        return_dict=False,
-    )
+    return _video_inputs(batch_size, generator, timestep, latent=(FRAMES, 4, 8, 8))  # [B, F, C, H, W]
 
 
 # ---- video-only self-attention (text in cross-attention) -----------------------------------
 
 _WAN_LIKE = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4,
                  out_channels=4, text_dim=16, freq_dim=16, ffn_dim=16, num_layers=2)
-
-
-def _video_inputs(batch_size, generator, timestep=500.0, frames=FRAMES, **extra):
-    """Wan-like forwards: ``[B, C, frames, 8, 8]`` latents, 5 text tokens of width 16."""
-    return dict(
-        hidden_states=randn(generator, batch_size, 4, frames, 8, 8),  # [B, C, F, H, W]
-        timestep=_timestep(batch_size, timestep),
-        encoder_hidden_states=randn(generator, batch_size, 5, 16),
-        return_dict=False,
-        **extra,
-    )
 
 
 def _skyreels_build():
@@ -193,14 +173,12 @@ def _wan_animate_build():
 
 def _wan_animate_inputs(batch_size, generator, timestep=500.0):
     """Latent frame 0 is the reference image: FRAMES + 1 latent frames, pose for the last FRAMES."""
-    inputs = _video_inputs(
-        batch_size, generator, timestep,
+    return _video_inputs(
+        batch_size, generator, timestep, latent=(12, 1 + FRAMES, 8, 8),  # [B, 2C + 4, 1 + F, H, W]
         encoder_hidden_states_image=randn(generator, batch_size, 2, 12),
         pose_hidden_states=randn(generator, batch_size, 4, FRAMES, 8, 8),
         face_pixel_values=randn(generator, batch_size, 3, 4 * FRAMES - 3, 16, 16),
     )
-    inputs["hidden_states"] = randn(generator, batch_size, 12, 1 + FRAMES, 8, 8)  # [B, 2C + 4, 1 + F, H, W]
-    return inputs
 
 
 def _helios_build():
@@ -234,13 +212,10 @@ def _anyflow_build():
 
 
 def _anyflow_inputs(batch_size, generator, timestep=500.0):
-    return dict(
-        hidden_states=randn(generator, batch_size, FRAMES, 4, 8, 8),  # [B, F, C, H, W]
-        timestep=torch.full((batch_size, FRAMES), timestep),  # one per frame, as the pipeline passes
-        r_timestep=torch.full((batch_size, FRAMES), timestep * 0.5),
-        encoder_hidden_states=randn(generator, batch_size, 5, 16),
-        return_dict=False,
-    )
+    inputs = _video_inputs(batch_size, generator, timestep, latent=(FRAMES, 4, 8, 8),  # [B, F, C, H, W]
+                           r_timestep=torch.full((batch_size, FRAMES), timestep * 0.5))  # the flow-map target
+    inputs["timestep"] = torch.full((batch_size, FRAMES), timestep)  # one per frame, as the pipeline passes
+    return inputs
 
 
 def _cosmos_build():
@@ -317,14 +292,11 @@ def _kandinsky5_build():
 
 
 def _kandinsky5_inputs(batch_size, generator, timestep=500.0):
-    return dict(
-        hidden_states=randn(generator, batch_size, FRAMES, 8, 8, 4),  # [B, F, H, W, C]
-        encoder_hidden_states=randn(generator, batch_size, 5, 16),
-        timestep=_timestep(batch_size, timestep),
+    return _video_inputs(
+        batch_size, generator, timestep, latent=(FRAMES, 8, 8, 4),  # [B, F, H, W, C]
         pooled_projections=randn(generator, batch_size, 8),
         visual_rope_pos=[torch.arange(FRAMES), torch.arange(4), torch.arange(4)],
         text_rope_pos=torch.arange(5),
-        return_dict=False,
     )
 
 
@@ -339,14 +311,9 @@ def _kandinsky6_build():
 
 
 def _kandinsky6_inputs(batch_size, generator, timestep=500.0):
-    return dict(
-        hidden_states=randn(generator, batch_size, FRAMES, 8, 8, 4),  # [B, F, H, W, C]
-        encoder_hidden_states=randn(generator, batch_size, 5, 16),
-        pooled_projections=randn(generator, batch_size, 8),
-        timestep=_timestep(batch_size, timestep),
-        audio_hidden_states=randn(generator, batch_size, 6, 4),
-        return_dict=False,
-    )
+    return _video_inputs(batch_size, generator, timestep, latent=(FRAMES, 8, 8, 4),  # [B, F, H, W, C]
+                         pooled_projections=randn(generator, batch_size, 8),
+                         audio_hidden_states=randn(generator, batch_size, 6, 4))
 
 
 # ---- the cases ------------------------------------------------------------------------------

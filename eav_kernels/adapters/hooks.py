@@ -296,8 +296,8 @@ def apply_enhance_a_video(transformer: torch.nn.Module, config: EnhanceAVideoCon
 
     ``transformer``: one of the supported diffusers video models (``SUPPORTED_MODELS``).
     Raises ``TypeError`` for a refused model (with the reason) or an unsupported one (listing the
-    supported ones), ``ValueError`` if
-    the adapter finds no layer or the config selects none, and ``RuntimeError`` if already applied.
+    supported ones), ``ValueError`` if the adapter finds no layer or the config selects none, and
+    ``RuntimeError`` if already applied.
     Undo with ``remove_enhance_a_video``.
     """
     spec = find_spec(transformer, SUPPORTED_MODELS, REFUSED_MODELS)

@@ -201,7 +201,7 @@ ANYFLOW = AdapterSpec(
     text=None,
     num_frames=frames_axis(1, "patch_size", patch_index=0),  # [B, F, C, H, W]
     notes="The bidirectional flow-map model (Wan backbone). Input is [B, F, C, H, W] (frames "
-    "before channels). The timestep is per token ([B, F * H * W]) and r_timestep is the "
+    "before channels). The pipeline passes one timestep per frame ([B, F]) and r_timestep, the "
     "flow-map target; the window reads the source timestep's noisiest entry. The causal FAR "
     "variant is AnyFlowFARTransformer3DModel (refused).",
 )

@@ -94,9 +94,7 @@ class AdapterSpec:
                 f"{self.model}: attention sequence of {sequence_length} tokens cannot hold the "
                 f"layer's {video_token_count} video tokens with text={self.text!r}"
             )
-        if self.text == "first":
-            return slice(sequence_length - video_token_count, sequence_length)
-        return slice(0, video_token_count)
+        return _span(sequence_length, video_token_count, at_end=self.text == "first")
 
     def generated_rows(self, layer_token_count: int, video_token_count: int | None) -> slice:
         """The generated video tokens' slice of a layer's ``layer_token_count`` input tokens
@@ -108,9 +106,7 @@ class AdapterSpec:
                 f"{self.model}: the forward has {video_token_count} generated video tokens but a "
                 f"targeted layer got {layer_token_count} tokens"
             )
-        if self.conditioning == "before":
-            return slice(layer_token_count - video_token_count, layer_token_count)
-        return slice(0, video_token_count)
+        return _span(layer_token_count, video_token_count, at_end=self.conditioning == "before")
 
     def attention_rows(self, sequence_length: int, layer_token_count: int,
                        video_token_count: int | None) -> slice:
@@ -131,6 +127,11 @@ class AdapterSpec:
                 "changed, nothing would be enhanced"
             )
         return layers
+
+
+def _span(total: int, count: int, at_end: bool) -> slice:
+    """The last ``count`` of ``total`` tokens (``at_end``) or the first ``count``."""
+    return slice(total - count, total) if at_end else slice(0, count)
 
 
 def find_spec(transformer: torch.nn.Module, specs: Mapping[str, AdapterSpec],
