@@ -71,11 +71,17 @@ def load_pipeline(model: str, device: torch.device, dtype: torch.dtype):
     with warnings.catch_warnings():  # newer diffusers call it `dtype`; older ones know only this name
         warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
         pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
-    from ..adapters import supported_models, video_models
+    from ..adapters import refused_models, supported_models, video_models
 
-    if not video_models(pipe):
+    models = video_models(pipe)
+    if not models:
         raise SystemExit(f"{model}: {type(pipe).__name__} has no video model with an adapter; eav generate "
                          f"needs a video diffusion pipeline of: {', '.join(supported_models())}")
+    for name, video_model in models.items():
+        reason = refused_models().get(type(video_model).__name__)
+        if reason is not None:
+            raise SystemExit(f"{model}: Enhance-A-Video does not apply to {name} "
+                             f"({type(video_model).__name__}): {reason}")
     pipe.set_progress_bar_config(file=sys.stderr)
     return pipe.to(device)
 
