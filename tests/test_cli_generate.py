@@ -99,3 +99,6 @@ def test_generate_enhances_both_wan22_experts(tiny_wan22_dir, tmp_path, capsys):
                               "transformer_2.blocks.0.attn1", "transformer_2.blocks.1.attn1"]
     experts = [sorted({name.split(".")[0] for name in forward["layers"]}) for forward in data["forwards"]]
     assert experts == [["transformer"], ["transformer"], ["transformer_2"], ["transformer_2"]]  # cond, uncond per step
+    for forward in data["forwards"]:  # no --weight: Wan's recommended weight, 4
+        for values in forward["layers"].values():
+            assert values["score"] == pytest.approx(max(1.0, values["cfi"] * (3 + 4.0)), rel=1e-5)

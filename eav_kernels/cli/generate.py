@@ -33,6 +33,7 @@ import torch
 
 __all__ = ["generate_frames", "write_video", "main"]
 
+DEFAULT_WEIGHT = 4.0  # the enhance weight of models with no recommended one
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 
@@ -51,7 +52,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--guidance-scale", type=float)
-    parser.add_argument("--weight", type=float, default=4.0, help="enhance weight (CogVideoX: 3.4)")
+    parser.add_argument("--weight", type=float,
+                        help=f"enhance weight (default: the model's recommended one, e.g. CogVideoX 3.4, "
+                             f"else {DEFAULT_WEIGHT})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if present)")
     parser.add_argument("--dtype", choices=list(DTYPES), help="default: bf16 on GPU, fp32 on CPU")
@@ -159,17 +162,30 @@ class _ComponentRecorder:
         self.recorder.record_layer(self.prefix + layer_name, cross_frame_intensity, score)
 
 
-def enhance_configs(pipe, weight: float, recorder) -> dict[str, Any]:
-    """``{component: EnhanceAVideoConfig}`` for every video model of ``pipe``, all recording into
-    ``recorder`` (layer names prefixed by the component when there are several)."""
-    from ..adapters import EnhanceAVideoConfig, video_models
+def enhance_weights(pipe, weight: float | None) -> dict[str, float]:
+    """``{component: enhance weight}`` for every video model of ``pipe``: ``weight``, or (``None``)
+    the model's recommended weight, else ``DEFAULT_WEIGHT``."""
+    from ..adapters import video_models
+    from ..adapters.models import REFUSED_MODELS, SUPPORTED_MODELS
+    from ..adapters.spec import find_spec
 
-    names = sorted(video_models(pipe))
+    return {
+        name: weight if weight is not None
+        else find_spec(model, SUPPORTED_MODELS, REFUSED_MODELS).recommended_weight or DEFAULT_WEIGHT
+        for name, model in sorted(video_models(pipe).items())
+    }
+
+
+def enhance_configs(weights: dict[str, float], recorder) -> dict[str, Any]:
+    """``{component: EnhanceAVideoConfig}`` with those weights, all recording into ``recorder``
+    (layer names prefixed by the component when there are several)."""
+    from ..adapters import EnhanceAVideoConfig
+
     return {
         name: EnhanceAVideoConfig(
-            weight=weight, recorder=recorder if len(names) == 1 else _ComponentRecorder(recorder, f"{name}."),
+            weight=weight, recorder=recorder if len(weights) == 1 else _ComponentRecorder(recorder, f"{name}."),
         )
-        for name in names
+        for name, weight in weights.items()
     }
 
 
@@ -233,10 +249,11 @@ def run(args: argparse.Namespace) -> int:
         print("without Enhance-A-Video ...", file=sys.stderr, flush=True)
         plain = generate_frames(pipe, arguments, args.seed, device)
     recorder = CFIRecorder()
-    configs = enhance_configs(pipe, args.weight, recorder)
-    apply_enhance_a_video(pipe, configs)
+    weights = enhance_weights(pipe, args.weight)
+    apply_enhance_a_video(pipe, enhance_configs(weights, recorder))
     try:
-        print(f"with Enhance-A-Video (weight {args.weight}) on {', '.join(configs)} ...", file=sys.stderr, flush=True)
+        applied = ", ".join(f"{name} (weight {weight})" for name, weight in weights.items())
+        print(f"with Enhance-A-Video on {applied} ...", file=sys.stderr, flush=True)
         enhanced = generate_frames(pipe, arguments, args.seed, device)
     finally:
         remove_enhance_a_video(pipe)
