@@ -9,49 +9,17 @@ this file's own per-model table (``ModelCase``), written from reading each diffu
 
 from __future__ import annotations
 
-import contextlib
-import math
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 import eav_kernels as eav
-
-
-@dataclass
-class ModelCase:
-    name: str
-    build: Callable[[], torch.nn.Module]
-    inputs: Callable[..., dict[str, Any]]  # (batch_size, generator, timestep) -> forward kwargs
-    self_attention: str  # regex (fullmatch) of the self-attention modules
-    text: str | None  # "first" / "last" / None: text position in each SDPA call
-    num_frames: int  # latent frames after temporal patching, for the inputs above
-    residual_branch: str | None = None  # sibling module whose output gets the score (Mochi)
-    timestep_rises: bool = False
-
-
-def randomise_(model: torch.nn.Module, generator: torch.Generator) -> torch.nn.Module:
-    """Every parameter random (several models zero-initialise gates and output projections,
-    which would make an equality test blind)."""
-    with torch.no_grad():
-        for parameter in model.parameters():
-            noise = torch.randn(parameter.shape, generator=generator)
-            if parameter.dim() >= 2:
-                parameter.copy_(noise / math.sqrt(parameter[0].numel()))
-            else:
-                parameter.copy_(0.5 * noise)
-    return model.eval()
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(generator, *shape):
-    return torch.randn(*shape, generator=generator)
+from adapters_tiny_base import ModelCase, randomise_, run  # noqa: F401 (re-exported for the tests)
+from adapters_tiny_base import gen as _gen, randn as _randn
+from adapters_tiny_transformers import TRANSFORMER_CASES
+from adapters_tiny_unets import UNET_CASES
 
 
 # ---- CogVideoX 1.0 and 1.5 ------------------------------------------------------------------
@@ -216,19 +184,26 @@ CASES = {
                   residual_branch="norm2", timestep_rises=True),
         ModelCase("latte", _latte_build, _video_and_text_inputs, r"temporal_transformer_blocks\.\d+\.attn1",
                   None, 3),
+        *TRANSFORMER_CASES,
+        *UNET_CASES,
     ]
 }
 
 
-def run(model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
-    with torch.no_grad():
-        return model(**inputs)[0]
-
-
 # ---- the independent reference --------------------------------------------------------------
 
-def _video_rows(sequence_length: int, video_count: int, text: str | None) -> slice:
-    return slice(sequence_length - video_count, sequence_length) if text == "first" else slice(0, video_count)
+def _generated_rows(case: ModelCase, layer_count: int) -> slice:
+    """The generated video tokens among a targeted layer's ``layer_count`` input tokens."""
+    if case.conditioning == "before":
+        return slice(case.conditioning_tokens, layer_count)
+    return slice(0, layer_count - case.conditioning_tokens)
+
+
+def _video_rows(case: ModelCase, sequence_length: int, layer_count: int) -> slice:
+    """The generated video tokens of an attention call by a layer of ``layer_count`` tokens."""
+    start = sequence_length - layer_count if case.text == "first" else 0
+    rows = _generated_rows(case, layer_count)
+    return slice(start + rows.start, start + rows.stop)
 
 
 def _times(tensor: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -243,7 +218,7 @@ def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], 
                      placement="to_out", per_sample=False) -> torch.Tensor:
     """The model's output with Enhance-A-Video applied to the layers in ``weights``
     (``{module name: enhance weight}``), computed independently of ``eav_kernels.adapters``."""
-    batch_size = inputs["hidden_states"].shape[0]
+    batch_size = inputs[case.latent].shape[0]
     current = {}  # layer name -> {"video": int, "cfis": [per-call [B_call] float64]}
     active_layer: list[str | None] = [None]
     original_sdpa = F.scaled_dot_product_attention
@@ -257,7 +232,7 @@ def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], 
         name = active_layer[0]
         if name is None:
             return out
-        rows = _video_rows(query.shape[2], current[name]["video"], case.text)
+        rows = _video_rows(case, query.shape[2], current[name]["video"])
         cfi = eav.cross_frame_intensity_reference(
             query[:, :, rows], key[:, :, rows], case.num_frames,
             scale=kwargs.get("scale") or query.shape[-1] ** -0.5, per_batch=True,
@@ -282,9 +257,11 @@ def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], 
             current[name]["score"] = layer_score
             if case.residual_branch is not None or placement == "attention_output":
                 return output
-            if isinstance(output, tuple):
-                return (_times(output[0], layer_score),) + output[1:]
-            return _times(output, layer_score)
+            video = output[0] if isinstance(output, tuple) else output
+            video = video.clone()
+            rows = _generated_rows(case, video.shape[1])
+            video[:, rows] = _times(video[:, rows], layer_score)
+            return (video,) + output[1:] if isinstance(output, tuple) else video
         return hook
 
     def residual_hook(name):

@@ -1,61 +1,108 @@
-"""End to end: tiny CogVideoX and Wan pipelines (random weights, prompt embeddings passed, no
-downloads) run a few denoising steps with and without Enhance-A-Video."""
+"""End to end: tiny pipelines (random weights, prompt embeddings passed, no downloads) run a few
+denoising steps with Enhance-A-Video applied to the whole pipeline: CogVideoX, Wan 2.1, Wan 2.2
+with two experts (text-to-video and image-to-video)."""
 
 import pytest
 import torch
 
 diffusers = pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
 
-from adapters_tiny_models import CASES, randomise_
+from adapters_tiny_base import enhance_config, one_thread  # noqa: F401
+from adapters_tiny_models import CASES
 from cli_helpers import load_tool
-from eav_kernels import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
+from eav_kernels import apply_enhance_a_video, remove_enhance_a_video
+from eav_kernels.adapters import video_models
+from eav_kernels.telemetry import CFIRecorder
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+tiny = load_tool("make_tiny_pipeline")
 
 
 def _cogvideox_pipeline():
     return diffusers.CogVideoXPipeline(
-        tokenizer=None, text_encoder=None, vae=load_tool("make_tiny_pipeline").tiny_cogvideox_vae(),
-        transformer=CASES["cogvideox"].build(),
+        tokenizer=None, text_encoder=None, vae=tiny.tiny_cogvideox_vae(), transformer=CASES["cogvideox"].build(),
         scheduler=diffusers.CogVideoXDDIMScheduler(),
     )
 
 
-def _wan_pipeline():
-    vae = diffusers.AutoencoderKLWan(
-        base_dim=3, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True],
-        latents_mean=[0.0] * 4, latents_std=[1.0] * 4,
-    )
-    randomise_(vae, torch.Generator().manual_seed(9))
-    return diffusers.WanPipeline(
-        tokenizer=None, text_encoder=None, vae=vae, transformer=CASES["wan"].build(),
-        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
-    )
+def _wan_pipeline(kind="wan"):
+    """Wan 2.1 (one transformer) or Wan 2.2 A14B style (two experts, ``kind="wan2.2"``; ``"wan2.2-i2v"``
+    conditions on an image through the VAE)."""
+    return tiny.tiny_wan_pipeline(kind, text_encoder=False)
 
 
-PIPELINES = {
-    "cogvideox": (_cogvideox_pipeline, dict(height=64, width=64, num_frames=9), 3.4),
-    "wan": (_wan_pipeline, dict(height=32, width=32, num_frames=9), 4.0),
+PIPELINES = {  # name: (build, call arguments)
+    "cogvideox": (_cogvideox_pipeline, dict(height=64, width=64, num_frames=9)),
+    "wan": (lambda: _wan_pipeline("wan"), dict(height=32, width=32, num_frames=9)),
+    "wan2.2": (lambda: _wan_pipeline("wan2.2"), dict(height=32, width=32, num_frames=9)),
+    "wan2.2-i2v": (lambda: _wan_pipeline("wan2.2-i2v"), dict(height=32, width=32, num_frames=9)),
 }
+
+
+def _generate(pipe, size):
+    generator = torch.Generator().manual_seed(0)
+    embeds = dict(prompt_embeds=torch.randn(1, 5, 16, generator=generator),
+                  negative_prompt_embeds=torch.randn(1, 5, 16, generator=generator))
+    if isinstance(pipe, diffusers.WanImageToVideoPipeline):
+        embeds["image"] = torch.rand(1, 3, size["height"], size["width"], generator=generator)
+    return pipe(**embeds, guidance_scale=5.0, num_inference_steps=2, generator=torch.Generator().manual_seed(1),
+                output_type="pt", **size).frames
 
 
 @pytest.mark.parametrize("name", sorted(PIPELINES))
 def test_pipeline_runs_enhanced(name):
-    build, size, weight = PIPELINES[name]
+    build, size = PIPELINES[name]
     pipe = build()
-    generator = torch.Generator().manual_seed(0)
-    prompt_embeds = torch.randn(1, 5, 16, generator=generator)
-    negative_prompt_embeds = torch.randn(1, 5, 16, generator=generator)
-
-    def generate():
-        return pipe(
-            prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds, guidance_scale=5.0,
-            num_inference_steps=2, generator=torch.Generator().manual_seed(1), output_type="pt", **size,
-        ).frames
-
-    plain = generate()
-    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(weight=weight))
-    enhanced = generate()
-    remove_enhance_a_video(pipe.transformer)
+    plain = _generate(pipe, size)
+    apply_enhance_a_video(pipe, enhance_config(4.0))
+    enhanced = _generate(pipe, size)
+    remove_enhance_a_video(pipe)
     assert plain.shape == enhanced.shape == (1, size["num_frames"], 3, size["height"], size["width"])
     assert enhanced.isfinite().all()
     assert (enhanced - plain).abs().max().item() > 1e-4
-    assert torch.equal(generate(), plain)
+    assert torch.equal(_generate(pipe, size), plain)
+
+
+@pytest.mark.parametrize("name", ["wan2.2", "wan2.2-i2v"])
+def test_two_experts_are_both_enhanced(name):
+    """The high-noise expert runs the first step, the low-noise one the second: each records its
+    own enhanced forwards, and leaving one out (on purpose: None) gives another video."""
+    build, size = PIPELINES[name]
+    pipe = build()
+    assert set(video_models(pipe)) == {"transformer", "transformer_2"}
+    high, low = CFIRecorder(), CFIRecorder()
+    apply_enhance_a_video(pipe, {"transformer": enhance_config(4.0, recorder=high),
+                                 "transformer_2": enhance_config(4.0, recorder=low)})
+    both = _generate(pipe, size)
+    remove_enhance_a_video(pipe)
+    assert high.to_dict()["forwards"] and low.to_dict()["forwards"], "an expert ran unenhanced"
+    apply_enhance_a_video(pipe, {"transformer": enhance_config(4.0), "transformer_2": None})
+    high_only = _generate(pipe, size)
+    remove_enhance_a_video(pipe)
+    assert (both - high_only).abs().max().item() > 1e-4
+
+
+def test_pipeline_config_must_name_every_video_model():
+    pipe = _wan_pipeline("wan2.2")
+    with pytest.raises(ValueError, match="leaves out \\['transformer_2'\\]"):
+        apply_enhance_a_video(pipe, {"transformer": enhance_config(4.0)})
+    with pytest.raises(ValueError, match="'vae'"):
+        apply_enhance_a_video(pipe, {"transformer": None, "transformer_2": None, "vae": enhance_config(4.0)})
+
+
+def test_failing_component_leaves_nothing_applied():
+    pipe = _wan_pipeline("wan2.2")
+    with pytest.raises(ValueError, match="matches none"):
+        apply_enhance_a_video(pipe, {"transformer": enhance_config(4.0),
+                                     "transformer_2": enhance_config(4.0, layers={r"nothing": 1.0})})
+    for model in video_models(pipe).values():
+        assert not any(hasattr(module, "_diffusers_hook") for module in model.modules())
+
+
+def test_pipeline_without_a_video_model_is_refused():
+    class ImagePipeline:
+        components = {"vae": tiny.tiny_cogvideox_vae(), "scheduler": None}
+
+    with pytest.raises(TypeError, match="no video model"):
+        apply_enhance_a_video(ImagePipeline(), enhance_config(4.0))

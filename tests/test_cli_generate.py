@@ -83,7 +83,33 @@ def test_weight_flag_is_the_deprecated_spelling_of_enhance_weight():
     from eav_kernels.cli.generate import enhance_weight_argument
 
     base = ["generate", "--model", "m", "--out", "o.mp4"]
-    assert enhance_weight_argument(build_parser().parse_args(base)) == 4.0
+    assert enhance_weight_argument(build_parser().parse_args(base)) is None  # each model's recommended weight
     assert enhance_weight_argument(build_parser().parse_args(base + ["--enhance-weight", "3.4"])) == 3.4
     with pytest.warns(DeprecationWarning, match="'--weight' is deprecated; use '--enhance-weight'"):
         assert enhance_weight_argument(build_parser().parse_args(base + ["--weight", "2.5"])) == 2.5
+
+
+@pytest.fixture(scope="module")
+def tiny_wan22_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-wan22")
+    load_tool("make_tiny_pipeline").main([str(directory), "--model-type", "wan2.2"])
+    return directory
+
+
+def test_generate_enhances_both_wan22_experts(tiny_wan22_dir, tmp_path, capsys):
+    """A Wan 2.2 pipeline (two experts) saved and loaded back: both experts are enhanced, each
+    layer recorded under its component's name."""
+    record = tmp_path / "wan22.json"
+    out = tmp_path / "wan22.mp4"
+    assert main(["generate", "--model", str(tiny_wan22_dir), "--prompt", "a corgi running", "--frames", "9",
+                 "--height", "32", "--width", "32", "--steps", "2", "--out", str(out), "--record", str(record)]) == 0
+    assert "4 enhanced layers" in capsys.readouterr().out
+    assert _read_video(out).shape == (9, 32, 32, 3)
+    data = json.loads(record.read_text())
+    assert data["layers"] == ["transformer.blocks.0.attn1", "transformer.blocks.1.attn1",
+                              "transformer_2.blocks.0.attn1", "transformer_2.blocks.1.attn1"]
+    experts = [sorted({name.split(".")[0] for name in forward["layers"]}) for forward in data["forwards"]]
+    assert experts == [["transformer"], ["transformer"], ["transformer_2"], ["transformer_2"]]  # cond, uncond per step
+    for forward in data["forwards"]:  # no --enhance-weight: Wan's recommended weight, 4
+        for values in forward["layers"].values():
+            assert values["score"] == pytest.approx(max(1.0, values["cfi"] * (3 + 4.0)), rel=1e-5)

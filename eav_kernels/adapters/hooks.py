@@ -48,7 +48,7 @@ from ..dispatch import attention_with_cross_frame_intensity
 from ..problem import attention_problem
 from .config import EnhanceAVideoConfig
 from .context_parallel import ContextParallelLayout, context_parallel_layout, global_cross_frame_intensity
-from .models import SUPPORTED_MODELS
+from .models import REFUSED_MODELS, SUPPORTED_MODELS
 from .spec import AdapterSpec, find_spec
 
 TRANSFORMER_HOOK = "enhance_a_video"
@@ -78,6 +78,7 @@ class ForwardContext:
     num_frames: int | None = None
     batch_size: int | None = None
     active: bool = False
+    video_tokens: int | None = None  # generated video tokens per layer input; None: all of them
 
 
 class EnhanceAVideoTransformerHook(ModelHook):
@@ -91,13 +92,22 @@ class EnhanceAVideoTransformerHook(ModelHook):
 
     def pre_forward(self, module: torch.nn.Module, *args, **kwargs):
         arguments = self._forward_signature.bind_partial(*args, **kwargs).arguments
+        refusal = self.spec.forward_refusal(module, arguments) if self.spec.forward_refusal else None
+        if refusal is not None:
+            raise TypeError(f"Enhance-A-Video cannot enhance this {type(module).__name__} forward: {refusal}")
         # The whole schedule (the default window) needs no timestep: reading one costs a host
         # sync (.item()), which would break a torch.compile graph and a CUDA graph capture.
         whole_schedule = self.config.start == 0.0 and self.config.end == 1.0
+        if not whole_schedule and self.spec.window_refusal is not None:
+            raise ValueError(
+                f"the window start={self.config.start}, end={self.config.end} cannot be read off "
+                f"{type(module).__name__}'s timestep: {self.spec.window_refusal}"
+            )
         progress = None if whole_schedule else self._progress(arguments.get("timestep"))
         self.context.active = self.config.is_active_at(progress)
         self.context.num_frames = self.spec.num_frames(module, arguments)
-        self.context.batch_size = arguments["hidden_states"].shape[0]
+        self.context.batch_size = arguments[self.spec.latent_argument].shape[0]
+        self.context.video_tokens = self.spec.video_tokens(module, arguments) if self.spec.video_tokens else None
         if self.config.recorder is not None:
             self.config.recorder.begin_forward(arguments.get("timestep"), self.context.num_frames)
         return args, kwargs
@@ -178,7 +188,8 @@ class AttentionCapture(TorchFunctionMode):
         temporal blocks) runs the fused temporal kernel wherever a backend has one."""
         call = dict(zip(_SDPA_PARAMETERS, args), **kwargs)
         query = call["query"]  # [B, H, N, D]
-        video = self.hook.spec.video_token_range(query.shape[2], self.video_token_count)
+        video = self.hook.spec.attention_rows(query.shape[2], self.video_token_count,
+                                              self.hook.context.video_tokens)
         problem = attention_problem(
             query, call["key"], call["value"], call.get("attn_mask"), call.get("dropout_p", 0.0),
             call.get("is_causal", False), call.get("scale"), call.get("enable_gqa", False),
@@ -205,7 +216,8 @@ class AttentionCapture(TorchFunctionMode):
                     self.layout, self.hook.spec, call_index, query, key, self.video_token_count,
                     num_frames, scale, backend,
                 )
-            video = self.hook.spec.video_token_range(query.shape[2], self.video_token_count)
+            video = self.hook.spec.attention_rows(query.shape[2], self.video_token_count,
+                                                  self.hook.context.video_tokens)
             cfi = cross_frame_intensity(
                 query[:, :, video], key[:, :, video], num_frames, scale=scale, per_sample=True,
                 backend=backend,
@@ -238,7 +250,13 @@ class EnhanceAVideoAttentionHook(ModelHook):
         layout = context_parallel_layout(
             getattr(getattr(module, "processor", None), "_parallel_config", None), self.layer_name
         )
-        hidden_states = args[0] if args else kwargs["hidden_states"]  # [B, N_video, C]
+        hidden_states = args[0] if args else kwargs["hidden_states"]  # [B, N_layer, C]
+        generated = self.spec.generated_rows(hidden_states.shape[1], self.context.video_tokens)
+        if layout is not None and self.context.video_tokens is not None:
+            raise NotImplementedError(
+                f"{self.layer_name}: Enhance-A-Video does not support context parallelism on a layer "
+                "whose input mixes conditioning tokens with the generated video tokens"
+            )
         score_in_call = self.config.placement == "attention_output" and self.spec.residual_branch is None
         capture = AttentionCapture(self, hidden_states.shape[1], score_in_call, layout)
         with capture:
@@ -258,7 +276,7 @@ class EnhanceAVideoAttentionHook(ModelHook):
         if self.spec.residual_branch is not None:
             self.pending_residual_score = self.last_score
             return output
-        return _map_video_output(output, lambda video: self.scale_video(video, self.last_score))
+        return _map_video_output(output, lambda video: self.scale_video(video, self.last_score, generated))
 
     def score_from(self, cross_frame_intensity_per_sequence: torch.Tensor,  # [L] float32
                    batch_size: int) -> torch.Tensor:
@@ -284,9 +302,10 @@ class EnhanceAVideoAttentionHook(ModelHook):
             return score
         return score.repeat_interleave(batch_size // score.shape[0])
 
-    def scale_video(self, video: torch.Tensor,  # [B', N_video, C]: every token is video
-                    score: torch.Tensor) -> torch.Tensor:
-        return scale_video_tokens(video, self.expand_to_batch(score, video.shape[0]), token_dim=1)
+    def scale_video(self, video: torch.Tensor,  # [B', N_layer, C]
+                    score: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """``video`` with its generated tokens (``rows``; ``None``: all) times ``score``."""
+        return scale_video_tokens(video, self.expand_to_batch(score, video.shape[0]), rows, token_dim=1)
 
 
 class EnhanceAVideoResidualHook(ModelHook):
@@ -311,12 +330,13 @@ def _map_video_output(output: Any, scale_video) -> Any:
 def apply_enhance_a_video(transformer: torch.nn.Module, config: EnhanceAVideoConfig) -> None:
     """Enable Enhance-A-Video on a diffusers video transformer, in place.
 
-    ``transformer``: one of the supported diffusers transformers (``SUPPORTED_MODELS``).
-    Raises ``TypeError`` for an unsupported model (listing the supported ones), ``ValueError`` if
-    the adapter finds no layer or the config selects none, and ``RuntimeError`` if already applied.
+    ``transformer``: one of the supported diffusers video models (``SUPPORTED_MODELS``).
+    Raises ``TypeError`` for a refused model (with the reason) or an unsupported one (listing the
+    supported ones), ``ValueError`` if the adapter finds no layer or the config selects none, and
+    ``RuntimeError`` if already applied.
     Undo with ``remove_enhance_a_video``.
     """
-    spec = find_spec(transformer, SUPPORTED_MODELS)
+    spec = find_spec(transformer, SUPPORTED_MODELS, REFUSED_MODELS)
     layers = spec.targeted_layers(transformer)
     weights = config.layer_weights([name for name, _ in layers])
     registry = HookRegistry.check_if_exists_or_initialize(transformer)

@@ -8,13 +8,18 @@ costs one spec in ``models.py`` and one test, never a copied attention processor
 Assumptions the machinery checks at run time (a layer that breaks them raises, it is never
 silently skipped):
 
-- a targeted layer's first argument (``hidden_states``, ``[B, N_video, C]``) holds exactly the
-  layer's video tokens, frame-major; joint-attention layers take text as ``encoder_hidden_states``;
+- a targeted layer's first argument (``hidden_states``, ``[B, N_layer, C]``) holds the layer's
+  video tokens, frame-major: all of them, or (``video_tokens`` set) ``N_video`` generated ones
+  with conditioning tokens (history latents, appended keyframes) on the side ``conditioning``
+  names; joint-attention layers take text as ``encoder_hidden_states``;
 - the layer calls ``torch.nn.functional.scaled_dot_product_attention`` (directly, or through
   diffusers' ``dispatch_attention_fn`` with the native backend) with ``[B, H, N, D]`` q/k/v whose
   token axis is ``[text; video]`` (``text="first"``), ``[video; text]`` (``"last"``) or video only;
-- the layer returns its video output as a tensor ``[B, N_video, C]``, or as the first element of
+- the layer returns its video output as a tensor ``[B, N_layer, C]``, or as the first element of
   a ``(video, text)`` tuple.
+
+Models where the method has no clear meaning, or that the machinery cannot reach, are refused by
+name with the reason (``models.REFUSED_MODELS``): ``find_spec`` raises ``TypeError`` quoting it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, Callable, Literal, Mapping
 import torch
 
 TextPosition = Literal["first", "last"]
+ConditioningSide = Literal["before", "after"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,21 @@ class AdapterSpec:
             would erase a scalar applied earlier; the score then goes there for both placements.
         timestep_rises: ``True`` when the model's ``timestep`` grows while denoising.
         notes: the traps found in this model, for the docs and the next reader.
+        latent_argument: the forward parameter holding the latent video (its dim 0 is the batch):
+            ``"hidden_states"`` for transformers, ``"sample"`` for the UNets.
+        video_tokens: ``None`` (every token of a targeted layer's ``hidden_states`` is a generated
+            video token), or ``(model, forward_arguments) -> int``: how many of them are, the
+            rest being conditioning tokens that are attended but neither measured nor scaled
+            (Framepack's history latents, LTX's appended keyframe / reference tokens).
+        conditioning: where those conditioning tokens sit in the layer's ``hidden_states``:
+            ``"before"`` (the generated tokens are the last ``video_tokens``) or ``"after"``.
+        forward_refusal: ``None``, or ``(model, forward_arguments) -> str | None``: a reason this
+            forward cannot be enhanced (a mode of the model where the method has no clear
+            meaning, e.g. a causal block mask); the forward then raises ``TypeError`` with it.
+        window_refusal: ``None``, or why the denoising window cannot be read off this model's
+            ``timestep`` (e.g. an EDM noise level): a window other than the whole schedule then
+            raises ``ValueError`` with it.
+        recommended_weight: the enhance weight the paper or the model's authors give, if any.
     """
 
     model: str
@@ -57,6 +78,12 @@ class AdapterSpec:
     residual_branch: str | None = None
     timestep_rises: bool = False
     notes: str = ""
+    latent_argument: str = "hidden_states"
+    video_tokens: Callable[[torch.nn.Module, Mapping[str, Any]], int] | None = None
+    conditioning: ConditioningSide = "after"
+    forward_refusal: Callable[[torch.nn.Module, Mapping[str, Any]], str | None] | None = None
+    window_refusal: str | None = None
+    recommended_weight: float | None = None
 
     def video_token_range(self, sequence_length: int, video_token_count: int) -> slice:
         """The video tokens' slice of a ``sequence_length``-token attention call."""
@@ -67,9 +94,27 @@ class AdapterSpec:
                 f"{self.model}: attention sequence of {sequence_length} tokens cannot hold the "
                 f"layer's {video_token_count} video tokens with text={self.text!r}"
             )
-        if self.text == "first":
-            return slice(sequence_length - video_token_count, sequence_length)
-        return slice(0, video_token_count)
+        return _span(sequence_length, video_token_count, at_end=self.text == "first")
+
+    def generated_rows(self, layer_token_count: int, video_token_count: int | None) -> slice:
+        """The generated video tokens' slice of a layer's ``layer_token_count`` input tokens
+        (``video_token_count`` of them, or all when ``None``)."""
+        if video_token_count is None or video_token_count == layer_token_count:
+            return slice(0, layer_token_count)
+        if not 0 < video_token_count < layer_token_count:
+            raise ValueError(
+                f"{self.model}: the forward has {video_token_count} generated video tokens but a "
+                f"targeted layer got {layer_token_count} tokens"
+            )
+        return _span(layer_token_count, video_token_count, at_end=self.conditioning == "before")
+
+    def attention_rows(self, sequence_length: int, layer_token_count: int,
+                       video_token_count: int | None) -> slice:
+        """The generated video tokens' slice of a ``sequence_length``-token attention call made
+        by a layer of ``layer_token_count`` input tokens (text placed as ``text`` says)."""
+        layer = self.video_token_range(sequence_length, layer_token_count)
+        generated = self.generated_rows(layer_token_count, video_token_count)
+        return slice(layer.start + generated.start, layer.start + generated.stop)
 
     def targeted_layers(self, transformer: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
         """``[(name, module)]`` of the self-attention layers, in model order; raises if none."""
@@ -84,9 +129,20 @@ class AdapterSpec:
         return layers
 
 
-def find_spec(transformer: torch.nn.Module, specs: Mapping[str, AdapterSpec]) -> AdapterSpec:
-    """The spec of ``transformer``'s class (or nearest base class); raises listing the supported."""
+def _span(total: int, count: int, at_end: bool) -> slice:
+    """The last ``count`` of ``total`` tokens (``at_end``) or the first ``count``."""
+    return slice(total - count, total) if at_end else slice(0, count)
+
+
+def find_spec(transformer: torch.nn.Module, specs: Mapping[str, AdapterSpec],
+              refused: Mapping[str, str] | None = None) -> AdapterSpec:
+    """The spec of ``transformer``'s class (or nearest base class). Raises ``TypeError`` quoting
+    the reason for a class in ``refused`` ({class name: why}), or listing the supported ones."""
     for cls in type(transformer).__mro__:
+        if refused and cls.__name__ in refused:
+            raise TypeError(
+                f"Enhance-A-Video does not apply to {type(transformer).__name__}: {refused[cls.__name__]}"
+            )
         if cls.__name__ in specs:
             return specs[cls.__name__]
     raise TypeError(

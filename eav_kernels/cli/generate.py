@@ -4,9 +4,12 @@ with the same seed without it.
     eav generate --model THUDM/CogVideoX-2b --prompt "a corgi surfing" --enhance-weight 3.4 --out corgi.mp4 --compare
 
 ``--model`` is anything ``DiffusionPipeline.from_pretrained`` takes: a local directory (written
-by ``save_pretrained``) or a hub id where the network allows. The adapter
-(``apply_enhance_a_video``) goes on ``pipe.transformer``; the run records every enhanced layer's
-CFI and score per step (``--record FILE.json``; ``eav plot-cfi`` draws it).
+by ``save_pretrained``) or a hub id where the network allows, of any text-to-video pipeline whose
+video model has an adapter (``eav_kernels.adapters.supported_models()``). The adapter
+(``apply_enhance_a_video``) goes on every video model of the pipeline (Wan 2.2's two experts
+``transformer`` and ``transformer_2`` both); the run records every enhanced layer's CFI and score
+per step (``--record FILE.json``; ``eav plot-cfi`` draws it). With several video models, layer
+names are prefixed by the component (``transformer_2.blocks.0.attn1``).
 
 Outputs: ``--out`` (mp4 through imageio-ffmpeg; a GIF next to it when ffmpeg is missing). With
 ``--compare``: ``STEM_compare.mp4`` (left: without, right: with Enhance-A-Video, same seed),
@@ -32,6 +35,7 @@ from .._deprecation import renamed_keyword
 
 __all__ = ["generate_frames", "write_video", "main"]
 
+DEFAULT_WEIGHT = 4.0  # the enhance weight of models with no recommended one
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 
@@ -50,8 +54,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--guidance-scale", type=float)
-    parser.add_argument("--enhance-weight", type=float, default=4.0, metavar="W",
-                        help="enhance weight (CogVideoX: 3.4)")
+    parser.add_argument("--enhance-weight", type=float, metavar="W",
+                        help=f"enhance weight (default: the model's recommended one, e.g. CogVideoX 3.4, "
+                             f"else {DEFAULT_WEIGHT})")
     parser.add_argument("--weight", type=float, dest="deprecated_weight", metavar="W",
                         help="deprecated spelling of --enhance-weight")
     parser.add_argument("--seed", type=int, default=0)
@@ -65,11 +70,12 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def enhance_weight_argument(args: argparse.Namespace) -> float:
-    """``--enhance-weight``, or its deprecated spelling ``--weight`` (which warns on stderr)."""
+def enhance_weight_argument(args: argparse.Namespace) -> float | None:
+    """``--enhance-weight``, or its deprecated spelling ``--weight`` (which warns on stderr); None
+    when neither is given (each model's recommended weight)."""
     with warnings.catch_warnings():
         warnings.simplefilter("always", DeprecationWarning)  # a command's user should see it
-        return renamed_keyword("--weight", args.deprecated_weight, "--enhance-weight", args.enhance_weight, 4.0)
+        return renamed_keyword("--weight", args.deprecated_weight, "--enhance-weight", args.enhance_weight, None)
 
 
 # ---- the pipeline ---------------------------------------------------------------------------
@@ -80,9 +86,17 @@ def load_pipeline(model: str, device: torch.device, dtype: torch.dtype):
     with warnings.catch_warnings():  # newer diffusers call it `dtype`; older ones know only this name
         warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
         pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
-    if getattr(pipe, "transformer", None) is None:
-        raise SystemExit(f"{model}: {type(pipe).__name__} has no `transformer`; eav generate needs a "
-                         "video diffusion transformer pipeline (CogVideoX, HunyuanVideo, Wan, ...)")
+    from ..adapters import refused_models, supported_models, video_models
+
+    models = video_models(pipe)
+    if not models:
+        raise SystemExit(f"{model}: {type(pipe).__name__} has no video model with an adapter; eav generate "
+                         f"needs a video diffusion pipeline of: {', '.join(supported_models())}")
+    for name, video_model in models.items():
+        reason = refused_models().get(type(video_model).__name__)
+        if reason is not None:
+            raise SystemExit(f"{model}: Enhance-A-Video does not apply to {name} "
+                             f"({type(video_model).__name__}): {reason}")
     pipe.set_progress_bar_config(file=sys.stderr)
     return pipe.to(device)
 
@@ -146,6 +160,47 @@ def generate_frames(pipe, arguments: dict[str, Any], seed: int, device: torch.de
     return frames
 
 
+class _ComponentRecorder:
+    """Records into a shared ``CFIRecorder`` with layer names prefixed by ``prefix`` (one per
+    video model of a pipeline, so Wan 2.2's two experts keep their layers apart)."""
+
+    def __init__(self, recorder, prefix: str):
+        self.recorder, self.prefix = recorder, prefix
+
+    def begin_forward(self, timestep, num_frames) -> None:
+        self.recorder.begin_forward(timestep, num_frames)
+
+    def record_layer(self, layer_name: str, cross_frame_intensity, score) -> None:
+        self.recorder.record_layer(self.prefix + layer_name, cross_frame_intensity, score)
+
+
+def enhance_weights(pipe, weight: float | None) -> dict[str, float]:
+    """``{component: enhance weight}`` for every video model of ``pipe``: ``weight``, or (``None``)
+    the model's recommended weight, else ``DEFAULT_WEIGHT``."""
+    from ..adapters import video_models
+    from ..adapters.models import REFUSED_MODELS, SUPPORTED_MODELS
+    from ..adapters.spec import find_spec
+
+    return {
+        name: weight if weight is not None
+        else find_spec(model, SUPPORTED_MODELS, REFUSED_MODELS).recommended_weight or DEFAULT_WEIGHT
+        for name, model in sorted(video_models(pipe).items())
+    }
+
+
+def enhance_configs(weights: dict[str, float], recorder) -> dict[str, Any]:
+    """``{component: EnhanceAVideoConfig}`` with those weights, all recording into ``recorder``
+    (layer names prefixed by the component when there are several)."""
+    from ..adapters import EnhanceAVideoConfig
+
+    return {
+        name: EnhanceAVideoConfig(
+            enhance_weight=weight, recorder=recorder if len(weights) == 1 else _ComponentRecorder(recorder, f"{name}."),
+        )
+        for name, weight in weights.items()
+    }
+
+
 # ---- video files ----------------------------------------------------------------------------
 
 def ffmpeg_available() -> bool:
@@ -191,7 +246,7 @@ def side_by_side(left, right, gap: int = 4):
 # ---- the command ----------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
-    from ..adapters import EnhanceAVideoConfig, apply_enhance_a_video, remove_enhance_a_video
+    from ..adapters import apply_enhance_a_video, remove_enhance_a_video
     from ..telemetry import CFIRecorder
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
@@ -206,13 +261,14 @@ def run(args: argparse.Namespace) -> int:
         print("without Enhance-A-Video ...", file=sys.stderr, flush=True)
         plain = generate_frames(pipe, arguments, args.seed, device)
     recorder = CFIRecorder()
-    enhance_weight = enhance_weight_argument(args)
-    apply_enhance_a_video(pipe.transformer, EnhanceAVideoConfig(enhance_weight=enhance_weight, recorder=recorder))
+    weights = enhance_weights(pipe, enhance_weight_argument(args))
+    apply_enhance_a_video(pipe, enhance_configs(weights, recorder))
     try:
-        print(f"with Enhance-A-Video (enhance weight {enhance_weight}) ...", file=sys.stderr, flush=True)
+        applied = ", ".join(f"{name} (enhance weight {weight})" for name, weight in weights.items())
+        print(f"with Enhance-A-Video on {applied} ...", file=sys.stderr, flush=True)
         enhanced = generate_frames(pipe, arguments, args.seed, device)
     finally:
-        remove_enhance_a_video(pipe.transformer)
+        remove_enhance_a_video(pipe)
 
     written = [write_video(out, enhanced, args.fps)]
     record = recorder.to_dict()
