@@ -301,3 +301,32 @@ def test_aligned_rows_are_read_as_16_byte_vectors():
     for launch in sweep:
         loads = re.findall(r"ld\.global\S*", compile_launch(launch, 90).ptx)
         assert loads and all(".v4." in load for load in loads), f"{launch.tiles}: {sorted(set(loads))}"
+
+
+@pytest.mark.parametrize(("row_align", "load"), [(8, "ld.global.v2.b32"), (4, "ld.global.b32"),
+                                                 (2, "ld.global.b16")])
+def test_row_alignment_hint_counts_bytes(row_align, load):
+    """tl.multiple_of on pointers counts bytes: rows 8-byte aligned must get 8-byte loads, never
+    16-byte ones (a misaligned vector load faults on the GPU)."""
+    launch = next(x for x in recorded_launches() if x.kernel_name == "cross_frame_intensity_kernel"
+                  and x.constants.get("HEAD_DIM") == 72 and x.constants["ROW_ALIGN"] == 16 and x.dtype == "bf16")
+    names = [name for name, _ in launch.signature]
+    hinted = dataclasses.replace(launch, constexprs=tuple(
+        (path, row_align if names[path[0]] == "ROW_ALIGN" else value) for path, value in launch.constexprs))
+    loads = set(re.findall(r"ld\.global\S*", compile_launch(hinted, 90).ptx))
+    assert loads == {load}, loads
+
+
+def test_row_alignment_of_the_views_the_kernels_get():
+    from eav_kernels.triton_kernels._common import row_alignment, vector_loads
+
+    def view(layout, dtype=torch.bfloat16, head_dim=72):
+        return random_view((2, 4, 13, head_dim), layout, dtype, device="meta")
+
+    assert row_alignment(view("bnhd")) == 16 and vector_loads(view("bnhd"), view("bhnd"))
+    assert row_alignment(view("misaligned")) == 2 and not vector_loads(view("bnhd"), view("misaligned"))
+    assert row_alignment(view("misaligned", torch.float32)) == 4
+    assert row_alignment(view("strided")) == 2 and not vector_loads(view("strided"))  # stride 145
+    assert row_alignment(view("bnhd", head_dim=36)) == 8  # rows of 72 bytes
+    one_batch = torch.empty(100, dtype=torch.bfloat16, device="meta").as_strided((1, 2, 3, 8), (7, 24, 8, 1))
+    assert row_alignment(one_batch) == 16  # a length-1 dim's stride is never multiplied
