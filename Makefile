@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EXTENSION_SOURCES := $(shell find csrc cmake -type f 2>/dev/null) CMakeLists.txt setup.py
 
-.PHONY: all venv build test demo bench clean cuda-check wheel-env wheel
+.PHONY: all venv build test demo bench clean cuda-check wheel-env wheel gpu-rehearsal
 
 all: build
 
@@ -58,6 +58,20 @@ wheel: wheel-env
 	  CUDA_PATH=$(CUDA_HOME) CUDACXX=$(CUDA_HOME)/bin/nvcc PATH=$(CUDA_HOME)/bin:$$PATH \
 	  $(WHEEL_ENV)/bin/python -m pip wheel --no-build-isolation --no-deps --no-index -w dist .
 	tools/verify_wheel.sh "$$(ls -t dist/eav_kernels-*.whl | head -1)" "$(EAV_CUDA_ARCHS)"
+
+# benchmarks/gpu_check.sh --rehearsal, run as the lent GPU machine runs it: its python3 is itself a
+# venv with torch 2.11 (CUDA 13 build) and Triton 3.6, no diffusers. Makes that venv here
+# (build/rehearsal-venv, Python 3.12 when there is one; ~4 GB of wheels the first time), builds the
+# CUDA kernels for sm_90a by cmake, and stops before the first step that needs a GPU. Output in
+# build/gpu-rehearsal/; docs/testing.md shows a run.
+gpu-rehearsal:
+	@set -e; venv=build/rehearsal-venv; \
+	if [ ! -x $$venv/bin/python3 ]; then \
+	  for p in $${REHEARSAL_PYTHON:-} python3.12 python3; do \
+	    if [ -n "$$p" ] && $$p -c 'import sys' 2>/dev/null; then $$p -m venv $$venv; break; fi; done; fi; \
+	$$venv/bin/python3 -m pip install --quiet "torch==2.11.0" "triton==3.6.0" pytest numpy "setuptools>=64" cmake ninja; \
+	CUDA_HOME=$(CUDA_HOME) PATH=$(CUDA_HOME)/bin:$$PATH PYTHON=$$venv/bin/python3 MAX_JOBS=$${MAX_JOBS:-2} \
+	  bash benchmarks/gpu_check.sh --rehearsal
 
 clean:
 	rm -rf build $(VENV) eav_kernels/_C*.so *.egg-info

@@ -15,6 +15,9 @@ the other backends) is ``eav bench --device cuda`` (eav_kernels/cli/bench.py); g
 both. Times and peak memory come from eav_kernels.benchmarking (median wall time of synchronised
 calls after a warm-up, launch included; peak memory above what was allocated before).
 
+After the table it prints each Triton kernel it compiled: warps, registers, spills and shared
+memory as the device loaded them (tests/test_triton_aot.py reads the same ahead of time).
+
 Needs a CUDA device and Triton; ``--help`` and ``--dry-run`` (prints the plan) work anywhere.
 
     python benchmarks/bench_triton_gpu.py --csv benchmarks/out/triton_gpu.csv
@@ -79,10 +82,32 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def compiled_kernels() -> list[str]:
+    """One line per Triton kernel compiled in this process: what the device loaded."""
+    import triton
+
+    import eav_kernels.triton_kernels.cross_frame_intensity as cfi
+    import eav_kernels.triton_kernels.temporal_attention as temporal
+
+    lines = []
+    for kernel in (cfi.cross_frame_intensity_kernel, temporal.temporal_attention_kernel):
+        try:  # Triton's runtime cache: {device: (compiled kernels by key, ...)}
+            compiled = [c for caches in kernel.device_caches.values() for c in caches[0].values()]
+        except (AttributeError, IndexError, TypeError) as error:
+            return [f"Triton {triton.__version__} does not expose its kernel cache ({error})"]
+        for c in compiled:
+            lines.append(f"{c.metadata.name}: {c.metadata.num_warps} warps, {c.n_regs} registers, "
+                         f"{c.n_spills} spilled, {c.metadata.shared} B shared")
+    return lines
+
+
 def run(args: argparse.Namespace, device: torch.device = torch.device("cuda")) -> list[dict]:
     """The rows, measured on ``device`` (the tests run this on CPU in Triton's interpreter)."""
     from eav_kernels.reference import official_style_cross_frame_intensity
+    from eav_kernels.triton_kernels._common import vector_loads
+    from eav_kernels.triton_kernels.cross_frame_intensity import launch_config as cfi_config
     from eav_kernels.triton_kernels.cross_frame_intensity import per_batch_cross_frame_intensity
+    from eav_kernels.triton_kernels.temporal_attention import launch_config as temporal_config
     from eav_kernels.triton_kernels.temporal_attention import temporal_attention_with_cfi
 
     dtype = DTYPES[args.dtype]
@@ -94,6 +119,10 @@ def run(args: argparse.Namespace, device: torch.device = torch.device("cuda")) -
     for frames in args.frames:
         q, k, v = (transposed_randn((args.sequences, frames, args.heads, args.head_dim), dtype, device,
                                     generator) for _ in range(3))
+        vectors = vector_loads(q, k, v)
+        print(f"F={frames}: temporal tiles "
+              f"{temporal_config(frames, args.sequences, args.head_dim, args.head_dim, dtype, vectors)}; "
+              f"CFI tiles {cfi_config(frames, 1, args.head_dim, dtype, vectors)}", flush=True)
         contenders = {
             FUSED: lambda: temporal_attention_with_cfi(q, k, v, scale),
             "sdpa (no CFI)": lambda: F.scaled_dot_product_attention(q, k, v),
@@ -116,8 +145,10 @@ def run(args: argparse.Namespace, device: torch.device = torch.device("cuda")) -
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return script_main("bench_triton_gpu", args, plan(args), unavailable_reason, lambda: run(args),
-                       COLUMNS)
+    status = script_main("bench_triton_gpu", args, plan(args), unavailable_reason, lambda: run(args), COLUMNS)
+    if status == 0 and not args.dry_run:
+        print("compiled Triton kernels:\n" + "\n".join("  " + line for line in compiled_kernels()))
+    return status
 
 
 if __name__ == "__main__":

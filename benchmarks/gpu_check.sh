@@ -1,87 +1,228 @@
 #!/usr/bin/env bash
-# One command for a GPU machine: build the extension with its CUDA kernels for the
-# visible GPU, run the CUDA and Triton tests (pytest -m gpu), print `eav_kernels.info`, and run the
-# benchmark tables, each writing a CSV:
-#   bench_cuda_gpu.csv    benchmarks/bench_cuda_gpu.py: CUDA CFI kernel's HBM roofline, enhanced_sdpa vs SDPA
-#   bench_triton_gpu.csv  benchmarks/bench_triton_gpu.py: Latte temporal sweep, fused Triton vs SDPA (+ CFI)
-#   eav_bench_cuda.csv    eav bench --device cuda --no-sdpa: every CFI backend vs the paper's path
-# Everything goes to $OUT (the device tool's output folder: the log and 3 CSVs) when set, else
-# build/gpu-check/.
+# The one command for a lent GPU machine, and its rehearsal on a CPU machine.
 #
-# Assumes what such a machine has: python with torch (CUDA build), triton, pytest, tqdm, nvcc,
-# ninja; no internet, no diffusers (nothing here imports it). Uses its own environment
-# (build/gpu-env, a venv that sees the system site-packages, so the system torch is the one built
-# against), installs nothing from an index.
-# Budget: fits one 10-minute device call. Steps share a deadline (GPU_CHECK_BUDGET seconds from the
-# start, default 570): each gets at most its own cap and what is left, and once less than 20 s is
-# left the remaining steps are skipped and say so (build ~3 min with all cores, tests ~2 min, benchmarks
-# ~1 min each).
+#     bash benchmarks/gpu_check.sh                 # on the GPU machine; OUT=/dir to choose the folder
+#     make gpu-rehearsal                           # here: --rehearsal with a python like the lent one
 #
-#     bash benchmarks/gpu_check.sh            # or: OUT=/some/dir bash benchmarks/gpu_check.sh
+# Writes to $OUT (the device tool's output folder) when set, else build/gpu-check/
+# (build/gpu-rehearsal/ with --rehearsal):
+#   gpu_check.log    the whole log, written as it goes (python unbuffered): a step killed by its
+#                    timeout, or the whole call killed by the device's limit, leaves its output
+#   steps.tsv        one line per finished step: step, status, seconds (also written as it goes)
+#   pytest_*.xml     JUnit reports of the correctness steps
+#   bench_cuda_gpu.csv, bench_triton_gpu.csv, eav_bench_cuda.csv    the benchmark tables
+#
+# Order, most valuable first: machine; environment; preflight (exit 2 within seconds when torch,
+# Triton, pytest or a CUDA device is missing); build (cmake, for the visible GPU's arch);
+# eav_kernels.info; the correctness of every kernel (pytest -m gpu: CUDA CFI kernel, Triton
+# kernels, CUDA temporal op, then any other gpu test, each its own run); the three benchmarks; last
+# the Triton ahead-of-time register check with this machine's Triton.
+#
+# Interpreter: $PYTHON (default python3). When it is itself a virtual environment (the lent
+# machine's python3 is /opt/torch/.venv/bin/python3), it is used directly: a venv made from it with
+# --system-site-packages would see the *base* interpreter's packages, without torch. Otherwise a
+# venv ($GPU_ENV, default build/gpu-env) is made over the system site-packages; if torch is still
+# not importable there, a .pth file adds $PYTHON's site-packages. Nothing is downloaded. Without
+# pip the package is built in place (setup.py build_ext --inplace) and imported from the checkout.
+#
+# Budget: GPU_CHECK_BUDGET seconds from the start (default 540, inside one 600 s device call). Each
+# step gets at most its cap and what is left; with under 20 s left the remaining steps are skipped
+# and say so. Exit status: 0 all steps passed, 1 a step failed or was skipped, 2 preflight failed.
+#
+# --rehearsal       the same on a CPU machine: CUDA kernels built for EAV_CUDA_ARCHS (default 90a,
+#                   the lent H200), every GPU test collected and skipped with a reason (checked),
+#                   the benchmarks only --dry-run; it stops before the first step that needs a GPU.
+# --stop-after=STEP stop after machine, environment, preflight, build, info or tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-LOG_DIR=${OUT:-build/gpu-check}
+
+REHEARSAL=0
+STOP_AFTER=
+for arg in "$@"; do
+  case $arg in
+    --rehearsal) REHEARSAL=1 ;;
+    --stop-after=*) STOP_AFTER=${arg#--stop-after=} ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "gpu_check.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if (( REHEARSAL )); then LOG_DIR=${OUT:-build/gpu-rehearsal}; else LOG_DIR=${OUT:-build/gpu-check}; fi
 mkdir -p "$LOG_DIR"
 LOG="$LOG_DIR/gpu_check.log"
+STEPS="$LOG_DIR/steps.tsv"
+printf 'step\tstatus\tseconds\n' > "$STEPS"
 exec > >(tee "$LOG") 2>&1
-PYTHON=${PYTHON:-python3}
-ENV_DIR=${GPU_ENV:-build/gpu-env}
+TEE_PID=$!
+trap 'exec 1>&- 2>&-; wait "$TEE_PID" 2>/dev/null' EXIT  # the log is complete when the script ends
+export PYTHONUNBUFFERED=1
+
+BUDGET=${GPU_CHECK_BUDGET:-540}
 status=0
-step() { echo; echo "=== $* ($(date +%T), ${SECONDS}s)"; }
-BUDGET=${GPU_CHECK_BUDGET:-570}
-# limited CAP CMD...: runs CMD under `timeout min(CAP, what is left of the budget)`; skips it when
-# less than 20 s of the budget is left. A failure or a skip sets status=1.
+CURRENT=
+STEP_START=0
+STEP_STATUS=ok
+
+end_step() {
+  [[ -n $CURRENT ]] && printf '%s\t%s\t%s\n' "$CURRENT" "$STEP_STATUS" $((SECONDS - STEP_START)) >> "$STEPS"
+  CURRENT=
+}
+step() {  # step NAME DESCRIPTION: starts a step (and ends the one before)
+  end_step
+  CURRENT=$1 STEP_START=$SECONDS STEP_STATUS=ok
+  echo; echo "=== $1: $2 ($(date +%T), ${SECONDS}s of ${BUDGET}s)"
+}
+stop_after() {  # stop_after NAME: ends the run here when --stop-after=NAME
+  if [[ $STOP_AFTER == "$1" ]]; then
+    end_step; echo; echo "stopped after '$1' (--stop-after); status $status"; exit "$status"
+  fi
+}
+fatal() {
+  echo "FATAL: $*"; STEP_STATUS=fatal; end_step; exit 2
+}
+# limited CAP CMD...: CMD under `timeout min(CAP, what is left of the budget)`; skipped when less
+# than 20 s is left. A failure, timeout or skip marks the step and sets status=1.
 limited() {
   local cap=$1; shift
   local left=$((BUDGET - SECONDS))
   if (( left < 20 )); then
-    echo "skipped: ${left}s left of the ${BUDGET}s budget: $*"
-    status=1
-    return
+    echo "skipped: ${left}s left of the ${BUDGET}s budget: $*"; STEP_STATUS=skipped; status=1; return 1
   fi
   (( left < cap )) && cap=$left
-  timeout "$cap" "$@" || { echo "failed or timed out (limit ${cap}s): $*"; status=1; }
+  timeout -k 10 "$cap" "$@"
+  local rc=$?
+  (( rc == 0 )) && return 0
+  if (( rc == 124 || rc == 137 )); then echo "TIMED OUT after ${cap}s: $*"; else echo "FAILED (exit $rc): $*"; fi
+  STEP_STATUS=failed; status=1; return 1
 }
 
-step "machine"
-nvidia-smi -L || true
-"$PYTHON" -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "CUDA", torch.version.cuda, "device", torch.cuda.get_device_name() if torch.cuda.is_available() else None)'
-nvcc --version | tail -2 || true
+step machine "host, GPUs, CUDA toolkit"
+echo "$(hostname), $(nproc) CPUs, $(date -u +%FT%TZ), rehearsal: $REHEARSAL, budget ${BUDGET}s"
+nvidia-smi -L 2>/dev/null || echo "nvidia-smi: no GPU listed"
+{ nvcc --version | tail -2; } 2>/dev/null || echo "nvcc: not on PATH"
+stop_after machine
 
-step "environment $ENV_DIR (system site-packages: the system torch)"
-[[ -x "$ENV_DIR/bin/python" ]] || "$PYTHON" -m venv --system-site-packages "$ENV_DIR"
-PY="$ENV_DIR/bin/python"
+step environment "the interpreter that has torch"
+PYTHON=${PYTHON:-python3}
+command -v "$PYTHON" >/dev/null || fatal "no interpreter '$PYTHON' (set PYTHON)"
+in_venv=$("$PYTHON" -c 'import sys; print(int(sys.prefix != sys.base_prefix))') || fatal "$PYTHON does not run"
+if [[ -z ${GPU_ENV:-} && $in_venv == 1 ]]; then
+  PY=$(command -v "$PYTHON")
+  echo "$PY is a virtual environment: using it directly (a venv made from it would not see its packages)"
+else
+  ENV_DIR=${GPU_ENV:-build/gpu-env}
+  if [[ ! -x $ENV_DIR/bin/python ]]; then
+    "$PYTHON" -m venv --system-site-packages "$ENV_DIR" || fatal "could not create $ENV_DIR with $PYTHON"
+  fi
+  PY=$ENV_DIR/bin/python
+  if ! "$PY" -c 'import torch' 2>/dev/null && "$PYTHON" -c 'import torch' 2>/dev/null; then
+    pth="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/gpu-check-parent.pth"
+    "$PYTHON" -c 'import sysconfig; p = sysconfig.get_paths(); print(p["purelib"]); print(p["platlib"])' > "$pth"
+    echo "torch was not visible in $ENV_DIR: $pth adds $PYTHON's site-packages"
+  fi
+  echo "environment $ENV_DIR over $PYTHON (system site-packages)"
+fi
+echo "interpreter: $PY"
+stop_after environment
 
-step "build (pip install --no-build-isolation -e ., CUDA arch of the visible GPU)"
+step preflight "torch, Triton, pytest, a CUDA device (exit 2 when one is missing)"
+rehearsal_flag=()
+(( REHEARSAL )) && rehearsal_flag=(--rehearsal)
+timeout -k 10 120 "$PY" benchmarks/gpu_check_steps.py preflight "${rehearsal_flag[@]}"
+rc=$?
+(( rc == 0 )) || fatal "preflight exit $rc: see above"
+stop_after preflight
+
+step build "eav_kernels with its CUDA kernels, by cmake"
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 export EAV_BUILD_DIR=${EAV_BUILD_DIR:-build/gpu-cmake}
-if [[ -z "${EAV_CUDA_ARCHS:-}" ]]; then
-  cap=$("$PY" -c 'import torch; m, n = torch.cuda.get_device_capability(); print(f"{m}{n}" + ("a" if m == 9 else ""))' 2>/dev/null || true)
-  [[ -n "$cap" ]] && export EAV_CUDA_ARCHS=$cap
+if [[ -z ${EAV_CUDA_ARCHS:-} ]]; then
+  if (( REHEARSAL )); then
+    EAV_CUDA_ARCHS=90a  # the lent machine's H200
+  else
+    EAV_CUDA_ARCHS=$("$PY" -c 'import torch; m, n = torch.cuda.get_device_capability(); print(f"{m}{n}" + ("a" if m == 9 else ""))') \
+      || echo "could not read the GPU's capability: cmake detects the arch"
+  fi
+  export EAV_CUDA_ARCHS
 fi
-echo "EAV_CUDA_ARCHS=${EAV_CUDA_ARCHS:-<cmake detects>} MAX_JOBS=$MAX_JOBS"
-if command -v cmake >/dev/null || "$PY" -c 'import cmake' 2>/dev/null; then
+echo "EAV_CUDA_ARCHS=${EAV_CUDA_ARCHS:-<cmake detects>} MAX_JOBS=$MAX_JOBS EAV_BUILD_DIR=$EAV_BUILD_DIR"
+in_place() {  # the editable install's package mapping, by hand: import from the checkout
+  ln -sfn ../triton_kernels eav_kernels/triton_kernels
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+  echo "importing eav_kernels from the checkout (PYTHONPATH=$PWD, eav_kernels/triton_kernels -> ../triton_kernels)"
+}
+if [[ ${GPU_CHECK_BUILD:-pip} == pip ]] && "$PY" -m pip --version >/dev/null 2>&1; then
   limited 420 "$PY" -m pip install --no-build-isolation --no-deps --no-index -e .
+elif command -v cmake >/dev/null || "$PY" -c 'import cmake' 2>/dev/null; then
+  echo "no pip for $PY (or GPU_CHECK_BUILD=${GPU_CHECK_BUILD:-}): setup.py build_ext --inplace"
+  in_place
+  limited 420 "$PY" setup.py build_ext --inplace
 else
-  echo "no cmake here: building with torch.utils.cpp_extension instead (tools/build_with_torch.py)"
+  echo "no pip and no cmake: torch.utils.cpp_extension (tools/build_with_torch.py)"
+  in_place
   limited 420 "$PY" tools/build_with_torch.py
 fi
+if ! "$PY" -c 'import eav_kernels.triton_kernels' 2>/dev/null; then
+  echo "eav_kernels is not importable after the build: the Triton tests can still run from the checkout"
+  in_place
+fi
+stop_after build
 
-step "eav_kernels.info"
-"$PY" -m eav_kernels.info || status=1
+step info "python -m eav_kernels.info"
+limited 60 "$PY" -m eav_kernels.info
+stop_after info
 
-step "GPU tests: pytest -m gpu (CUDA and Triton)"
-limited 240 "$PY" -m pytest -m gpu tests -q -rs -p no:cacheprovider
+# The correctness of every kernel, each its own pytest run (a crash in one leaves the others).
+pytest_step() {  # pytest_step NAME CAP ARGS...
+  local name=$1 cap=$2; shift 2
+  local report="$LOG_DIR/pytest_$name.xml" check=()
+  (( REHEARSAL )) && check=(--expect-all-skipped)
+  step "tests-$name" "pytest -m gpu $*"
+  limited "$cap" "$PY" -m pytest -m gpu "$@" -v -rfEs -p no:cacheprovider --junitxml="$report" \
+    -o faulthandler_timeout=120
+  if [[ -f $report ]]; then
+    "$PY" benchmarks/gpu_check_steps.py pytest-summary "$report" "${check[@]}" || { STEP_STATUS=failed; status=1; }
+  else
+    echo "no report $report"; STEP_STATUS=failed; status=1
+  fi
+}
+pytest_step cuda-cfi 150 tests/test_cuda_kernel.py
+pytest_step triton 180 tests/test_triton_gpu.py
+pytest_step cuda-temporal 90 tests/test_temporal_attention_op.py
+# Any other file with gpu tests; only those files, so that a module failing to import for an
+# unrelated reason (a missing optional package) cannot stop the GPU tests from running.
+mapfile -t OTHER_GPU_TESTS < <(grep -l "mark.gpu" tests/test_*.py | grep -v -x -e tests/test_cuda_kernel.py \
+  -e tests/test_triton_gpu.py -e tests/test_temporal_attention_op.py)
+if (( ${#OTHER_GPU_TESTS[@]} )); then
+  pytest_step other 60 "${OTHER_GPU_TESTS[@]}"
+else
+  echo; echo "(no other test file has gpu tests)"
+fi
+stop_after tests
 
-step "benchmark: CUDA CFI kernel roofline, enhanced_sdpa vs SDPA (benchmarks/bench_cuda_gpu.py)"
-limited 90 "$PY" benchmarks/bench_cuda_gpu.py --csv "$LOG_DIR/bench_cuda_gpu.csv"
+if (( REHEARSAL )); then
+  step benchmarks-dry-run "each benchmark's plan (imports and arguments; nothing measured)"
+  limited 60 "$PY" benchmarks/bench_cuda_gpu.py --dry-run
+  limited 60 "$PY" benchmarks/bench_triton_gpu.py --dry-run
+  limited 60 "$PY" -m eav_kernels.cli bench --help > /dev/null && echo "eav bench --help: ok"
+  end_step
+  echo; echo "rehearsal: stopping before the benchmarks, the first steps that need a GPU"
+else
+  step bench-cuda "CUDA CFI kernel roofline, enhanced_sdpa vs SDPA (benchmarks/bench_cuda_gpu.py)"
+  limited 90 "$PY" benchmarks/bench_cuda_gpu.py --csv "$LOG_DIR/bench_cuda_gpu.csv"
 
-step "benchmark: Latte temporal attention, fused Triton vs SDPA (benchmarks/bench_triton_gpu.py)"
-limited 90 "$PY" benchmarks/bench_triton_gpu.py --csv "$LOG_DIR/bench_triton_gpu.csv"
+  step bench-triton "Latte temporal attention, fused Triton vs SDPA (benchmarks/bench_triton_gpu.py)"
+  limited 90 "$PY" benchmarks/bench_triton_gpu.py --csv "$LOG_DIR/bench_triton_gpu.csv"
 
-step "benchmark: every CFI backend vs the paper's path (eav bench --device cuda --no-sdpa)"
-limited 120 "$PY" -m eav_kernels.cli bench --device cuda --no-sdpa --no-progress \
-  --preset hunyuan-video --preset cogvideox-2b --preset wan2.1-1.3b --csv "$LOG_DIR/eav_bench_cuda.csv"
+  step bench-eav "every CFI backend vs the paper's path (eav bench --device cuda --no-sdpa)"
+  limited 100 "$PY" -m eav_kernels.cli bench --device cuda --no-sdpa --no-progress \
+    --preset hunyuan-video --preset cogvideox-2b --preset wan2.1-1.3b --csv "$LOG_DIR/eav_bench_cuda.csv"
 
-step "done: status $status; log $LOG"
-exit $status
+  step triton-aot "registers and stack of every Triton launch, this machine's Triton (pytest -m aot)"
+  limited 120 "$PY" -m pytest -m "aot and not slow" tests/test_triton_aot.py -q -rfEs -p no:cacheprovider
+  end_step
+fi
+
+echo; echo "=== done: status $status (${SECONDS}s); log $LOG"
+column -t -s $'\t' "$STEPS" 2>/dev/null || cat "$STEPS"
+exit "$status"

@@ -76,6 +76,40 @@ def assert_enhanced_output_meets_contract(
     assert error <= allowed, f"enhanced output error {error} exceeds the contract {allowed}"
 
 
+def random_view(
+    shape: tuple[int, int, int, int],  # [B, H, N, D] of the view
+    layout: str,
+    dtype: torch.dtype,
+    *,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:  # [B, H, N, D], strides as ``layout`` says
+    """Fresh standard-normal values (never zeros) seen through the strides of ``layout``.
+
+    "bhnd": contiguous; "bnhd": a transposed view of [B, N, H, D] storage, as diffusers hands q,
+    k, v to SDPA; "strided": every dimension strided (a slice of a larger buffer); "misaligned":
+    rows of D + 1 elements, the view starting one element in (no 16-byte alignment).
+    The full buffer is made on ``device`` in ``dtype`` first and sliced there: ``.to()`` of a
+    sliced view would return a contiguous copy, and a GPU kernel would never see the strides.
+    """
+    b, h, n, d = shape
+
+    def buffer(*size: int) -> torch.Tensor:
+        if torch.device(device).type == "meta":  # sizes, strides and alignment only
+            return torch.empty(*size, dtype=dtype, device="meta")
+        return torch.randn(*size, generator=generator).to(device=device, dtype=dtype)
+
+    if layout == "bhnd":
+        return buffer(b, h, n, d)
+    if layout == "bnhd":
+        return buffer(b, n, h, d).transpose(1, 2)
+    if layout == "strided":
+        return buffer(b, h * 2, n, d * 2 + 1)[:, ::2, :, 1 : 2 * d + 1 : 2]
+    if layout == "misaligned":
+        return buffer(b, h, n, d + 1)[..., 1:]
+    raise ValueError(f"unknown layout {layout!r}")
+
+
 def random_query_key(
     batch: int,
     heads: int,
@@ -89,24 +123,9 @@ def random_query_key(
     generator: torch.Generator | None = None,
     device: str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fresh random q [B, H, F*S, D] and k [B, Hk, F*S, D] (never zeros).
-
-    layout "bhnd": contiguous; "bnhd": transposed views of [B, N, H, D] storage, as diffusers
-    hands them to SDPA; "strided": every dimension strided (a slice of a larger buffer).
-    """
+    """Fresh random q [B, H, F*S, D] and k [B, Hk, F*S, D] (never zeros), laid out as
+    ``random_view`` says: "bhnd", "bnhd", "strided" or "misaligned"."""
     kv_heads = heads if kv_heads is None else kv_heads
     tokens = num_frames * spatial
-
-    def make(h: int) -> torch.Tensor:
-        if layout == "bhnd":
-            x = torch.randn(batch, h, tokens, head_dim, generator=generator)
-        elif layout == "bnhd":
-            x = torch.randn(batch, tokens, h, head_dim, generator=generator).transpose(1, 2)
-        elif layout == "strided":
-            x = torch.randn(batch, h * 2, tokens, head_dim * 2 + 1, generator=generator)
-            x = x[:, ::2, :, 1 : 2 * head_dim + 1 : 2]
-        else:
-            raise ValueError(f"unknown layout {layout!r}")
-        return x.to(device=device, dtype=dtype)
-
-    return make(heads), make(kv_heads)
+    return tuple(random_view((batch, h, tokens, head_dim), layout, dtype, generator=generator, device=device)
+                 for h in (heads, kv_heads))

@@ -106,3 +106,78 @@ assert bench.script_main("bench_triton_gpu", args, [], lambda: None, lambda: row
     header, *lines = csv.read_text().splitlines()
     assert header.split(",") == ["shape", "dtype", "method", "repeats", "median_ms", "peak_extra_mib",
                                  "ratio_to_triton"] and len(lines) == 8
+
+
+# ---------------------------------------------------------------- benchmarks/gpu_check.sh, cheap part
+
+GPU_CHECK = BENCHMARKS / "gpu_check.sh"
+needs_venv = pytest.mark.skipif(sys.prefix == sys.base_prefix,
+                                reason="needs an interpreter that is itself a venv (as on the lent machine)")
+
+
+def run_gpu_check(tmp_path, python: str, *args: str, **env: str) -> tuple[int, str, str]:
+    """(exit status, gpu_check.log, steps.tsv) of gpu_check.sh with PYTHON=python, OUT=tmp_path/out."""
+    out = tmp_path / "out"
+    environment = {k: v for k, v in os.environ.items() if k not in ("GPU_ENV", "OUT", "GPU_CHECK_BUDGET")}
+    environment.update(PYTHON=python, OUT=str(out), **env)
+    child = subprocess.run(["bash", str(GPU_CHECK), *args], env=environment, capture_output=True, text=True,
+                           timeout=300)
+    log = (out / "gpu_check.log").read_text()
+    assert child.stdout == log, "the log must hold everything the script printed"
+    return child.returncode, log, (out / "steps.tsv").read_text()
+
+
+@needs_venv
+def test_gpu_check_runs_a_venv_interpreter_directly(tmp_path):
+    """The lent machine's python3 is a venv: used as is (a --system-site-packages venv made from
+    it would see the base interpreter's packages, without torch)."""
+    status, log, steps = run_gpu_check(tmp_path, sys.executable, "--rehearsal", "--stop-after=preflight")
+    assert status == 0, log
+    assert f"{sys.executable} is a virtual environment: using it directly" in log
+    assert f"torch {torch.__version__} from" in log and "FATAL" not in log
+    rows = [line.split("\t") for line in steps.splitlines()[1:]]
+    assert [(name, outcome) for name, outcome, _ in rows] == [
+        ("machine", "ok"), ("environment", "ok"), ("preflight", "ok")]
+
+
+@needs_venv
+def test_gpu_check_lets_a_new_venv_see_its_parent_venvs_packages(tmp_path):
+    env_dir = tmp_path / "gpu-env"
+    status, log, _ = run_gpu_check(tmp_path, sys.executable, "--rehearsal", "--stop-after=preflight",
+                                   GPU_ENV=str(env_dir))
+    assert status == 0, log
+    assert "gpu-check-parent.pth adds" in log and f"python {sys.version.split()[0]} at {env_dir}" in log
+    assert f"torch {torch.__version__} from" in log
+
+
+def test_gpu_check_stops_in_seconds_without_torch(tmp_path):
+    bare = tmp_path / "bare"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(bare)],
+                   check=True, timeout=120)
+    status, log, steps = run_gpu_check(tmp_path, str(bare / "bin" / "python"))
+    assert status == 2, log
+    assert "FATAL: torch is not importable" in log and "FATAL: triton is not importable" in log
+    assert steps.splitlines()[-1].startswith("preflight\tfatal\t")
+    assert "=== build" not in log
+
+
+def write_junit(path, outcomes: list[str]) -> None:
+    cases = "".join(
+        f'<testcase name="t{i}">' + {"passed": "", "skipped": '<skipped message="no CUDA device"/>',
+                                     "unexplained": "<skipped/>", "failed": '<failure message="x"/>'}[o]
+        + "</testcase>" for i, o in enumerate(outcomes))
+    path.write_text(f'<testsuites><testsuite name="pytest">{cases}</testsuite></testsuites>')
+
+
+def test_pytest_summary_expects_every_test_skipped_with_a_reason(tmp_path, capsys):
+    steps = load_script("gpu_check_steps")
+    report = tmp_path / "report.xml"
+    write_junit(report, ["skipped", "skipped"])
+    assert steps.main(["pytest-summary", str(report), "--expect-all-skipped"]) == 0
+    assert "2 tests, 0 passed, 0 failed, 0 errors, 2 skipped" in capsys.readouterr().out
+    for outcomes in (["skipped", "passed"], ["skipped", "unexplained"], [], ["failed"]):
+        write_junit(report, outcomes)
+        assert steps.main(["pytest-summary", str(report), "--expect-all-skipped"]) == 1, outcomes
+    write_junit(report, ["passed", "failed", "skipped"])
+    assert steps.main(["pytest-summary", str(report)]) == 0
+    assert "3 tests, 1 passed, 1 failed, 0 errors, 1 skipped" in capsys.readouterr().out

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from contract import assert_meets_contract
+from contract import assert_meets_contract, random_view
 from eav_kernels._extension import compiled_extension
 
 if compiled_extension() is None:
@@ -34,17 +34,9 @@ CASES = [
 
 
 def _make(shape_nhfd, layout, dtype, generator, device):
-    sequences, heads, frames, dim = shape_nhfd
-    if layout == "bhfd":
-        x = torch.randn(sequences, heads, frames, dim, generator=generator)
-    elif layout == "bfhd":  # transposed views of [N, F, H, D] storage, as diffusers hands them
-        x = torch.randn(sequences, frames, heads, dim, generator=generator).transpose(1, 2)
-    elif layout == "strided":  # every dimension strided
-        x = torch.randn(sequences, heads * 2, frames, dim * 2 + 1, generator=generator)
-        x = x[:, ::2, :, 1 : 2 * dim + 1 : 2]
-    else:
-        raise ValueError(layout)
-    return x.to(device=device, dtype=dtype)
+    # bfhd: transposed views of [N, F, H, D] storage, as diffusers hands them; strided: every dim
+    contract_layout = {"bhfd": "bhnd", "bfhd": "bnhd", "strided": "strided"}[layout]
+    return random_view(shape_nhfd, contract_layout, dtype, generator=generator, device=device)
 
 
 def _inputs(case, dtype, device="cpu", seed=0):

@@ -5,11 +5,13 @@ softmax ``A = softmax_j(scale * <q[t*S+s], k[j*S+s]>)``; CFI is the mean of the 
 entries. A row of ``A`` needs only its log-sum-exp and its diagonal logit, so the kernel is a
 flash-attention forward *without* the value product:
 
-* one program per (b, h, block of ``BLOCK_S`` spatial positions, block of ``BLOCK_M`` query
-  frames); q and k are read in place through their strides (token ``t * S + s``);
+* one program per (b, h, block of ``BLOCK_S`` spatial positions, block of ``BLOCK_M = 16`` query
+  frames), all on grid axis 0; each warp of a program owns one position (``launch_config``);
+  q and k are read in place through their strides (token ``t * S + s``);
 * online softmax over key-frame chunks of ``BLOCK_N`` frames, so F is unbounded (256 and more);
 * per row it keeps two running sums rescaled to the running max: the diagonal term and the
-  off-diagonal terms. The off-diagonal mass is ``off / (off + diag)`` -- no ``1 - p_tt``, which
+  off-diagonal terms (``row_mass_update`` in ``_common.py``, shared with the temporal kernel).
+  The off-diagonal mass is ``off / (off + diag)`` -- no ``1 - p_tt``, which
   cancels when the rows are strongly diagonal (exactly the regime the paper cares about);
 * each program writes one float32 partial (its summed off-diagonal mass) to a buffer
   ``[B, H, programs]``; the host reduces it in a fixed order (float64). No atomics: the result is
@@ -31,9 +33,22 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import LOG2_E, check_device, frame_block, head_dim_block, upcast_operands
+from ._common import (
+    LOG2_E,
+    check_device,
+    chunk_logits,
+    flat_grid,
+    head_dim_block,
+    launch_device,
+    row_alignment,
+    vector_loads,
+    off_diagonal_mass,
+    row_mass_update,
+    upcast_operands,
+    warp_tiles,
+)
 
-__all__ = ["cross_frame_intensity_kernel", "per_batch_cross_frame_intensity"]
+__all__ = ["cross_frame_intensity_kernel", "launch_config", "per_batch_cross_frame_intensity"]
 
 
 @triton.jit
@@ -47,42 +62,39 @@ def cross_frame_intensity_kernel(
     group_size,  # H // Hk: query heads per key head (GQA)
     num_positions,  # S
     num_frames,  # F
-    head_dim,  # D
     qk_scale,  # scale * log2(e)
-    BLOCK_S: tl.constexpr,  # spatial positions per program (the dot's batch dimension)
-    BLOCK_M: tl.constexpr,  # query frames per program, power of two >= 16
+    BLOCK_S: tl.constexpr,  # spatial positions per program (the dot's batch dimension, >= num_warps)
+    BLOCK_M: tl.constexpr,  # query frames per program (16: one mma tile per warp)
     BLOCK_N: tl.constexpr,  # key frames per chunk of the online softmax, power of two >= 16
     BLOCK_D: tl.constexpr,  # head dim padded to a power of two >= 16
+    HEAD_DIM: tl.constexpr,  # D, a constant: the mask d < D then spans whole 16-byte vectors
+    D_CHUNK: tl.constexpr,  # head dims per dot (chunk_logits)
+    ROW_ALIGN: tl.constexpr,  # bytes every q and k row start is a multiple of (16: vector loads)
     UPCAST_OPERANDS: tl.constexpr,  # interpreter: dot in float32 (it multiplies bf16 bits)
     IEEE_DOT: tl.constexpr,  # float32 inputs: full-precision dot, not tf32
 ):
-    tile = tl.program_id(0)  # (position block, query-frame block)
-    batch_head = tl.program_id(1)  # (b, h)
+    # One grid axis: program = (b * H + h) * tiles_per_head + (position block, query block).
+    num_query_blocks = tl.cdiv(num_frames, BLOCK_M)
+    tiles_per_head = tl.cdiv(num_positions, BLOCK_S) * num_query_blocks
+    program = tl.program_id(0)
+    batch_head = program // tiles_per_head
+    tile = program % tiles_per_head
     b = batch_head // num_heads
     h = batch_head % num_heads
     kv_h = h // group_size
-    num_query_blocks = tl.cdiv(num_frames, BLOCK_M)
     position_block = tile // num_query_blocks
     query_block = tile % num_query_blocks
 
     offs_s = position_block * BLOCK_S + tl.arange(0, BLOCK_S)  # [BS] spatial positions
     offs_m = query_block * BLOCK_M + tl.arange(0, BLOCK_M)  # [BM] query frames
     offs_n = tl.arange(0, BLOCK_N)  # [BN] key frames within a chunk
-    offs_d = tl.arange(0, BLOCK_D)  # [BD]
     position_ok = offs_s < num_positions
-    d_ok = offs_d < head_dim
 
-    # q tile [BS, BM, BD]: token t * S + s. 64-bit offsets: B * H * N * D passes 2**31 at real sizes.
+    # q rows: token t * S + s, read one key chunk at a time (chunk_logits).
     q_base = q_ptr + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
     q_token = offs_m[None, :].to(tl.int64) * num_positions + offs_s[:, None]  # [BS, BM]
+    q_rows = tl.multiple_of(q_base + q_token * stride_qn, [ROW_ALIGN, ROW_ALIGN])  # [BS, BM]
     row_ok = position_ok[:, None] & (offs_m[None, :] < num_frames)  # [BS, BM]
-    q = tl.load(
-        q_base + q_token[:, :, None] * stride_qn + offs_d[None, None, :] * stride_qd,
-        mask=row_ok[:, :, None] & d_ok[None, None, :],
-        other=0.0,
-    )
-    if UPCAST_OPERANDS:
-        q = q.to(tl.float32)
 
     k_base = k_ptr + b.to(tl.int64) * stride_kb + kv_h.to(tl.int64) * stride_kh
     row_max = tl.full([BLOCK_S, BLOCK_M], float("-inf"), tl.float32)  # running max, log2 units
@@ -92,46 +104,24 @@ def cross_frame_intensity_kernel(
         key_frame = start_n + offs_n  # [BN]
         key_ok = key_frame < num_frames
         k_token = key_frame[None, :].to(tl.int64) * num_positions + offs_s[:, None]  # [BS, BN]
-        # k^T tile [BS, BD, BN]
-        k = tl.load(
-            k_base + k_token[:, None, :] * stride_kn + offs_d[None, :, None] * stride_kd,
-            mask=position_ok[:, None, None] & d_ok[None, :, None] & key_ok[None, None, :],
-            other=0.0,
-        )
-        if UPCAST_OPERANDS:
-            k = k.to(tl.float32)
-        if IEEE_DOT:
-            logits = tl.dot(q, k, input_precision="ieee")  # [BS, BM, BN] float32
-        else:
-            logits = tl.dot(q, k)  # [BS, BM, BN] float32 accumulation of fp16/bf16 products
-        logits = tl.where(key_ok[None, None, :], logits * qk_scale, float("-inf"))
-
-        # Online softmax. Every chunk holds at least one real key frame, so new_max is finite.
-        new_max = tl.maximum(row_max, tl.max(logits, axis=2))  # [BS, BM]
-        correction = tl.exp2(row_max - new_max)
-        p = tl.exp2(logits - new_max[:, :, None])  # [BS, BM, BN]; masked keys give 0
+        k_rows = tl.multiple_of(k_base + k_token * stride_kn, [ROW_ALIGN, ROW_ALIGN])  # [BS, BN]
+        logits = chunk_logits(q_rows, row_ok, stride_qd, k_rows, position_ok, key_ok, stride_kd, qk_scale,
+                              HEAD_DIM, BLOCK_D, D_CHUNK, UPCAST_OPERANDS, IEEE_DOT)  # [BS, BM, BN]
         is_diag = offs_m[None, :, None] == key_frame[None, None, :]  # [1, BM, BN]
-        diag_sum = diag_sum * correction + tl.sum(tl.where(is_diag, p, 0.0), axis=2)
-        off_sum = off_sum * correction + tl.sum(tl.where(is_diag, 0.0, p), axis=2)
-        row_max = new_max
+        row_max, diag_sum, off_sum, _, _ = row_mass_update(logits, is_diag, row_max, diag_sum, off_sum)
 
-    off_mass = off_sum / (off_sum + diag_sum)  # [BS, BM]: sum_{j != t} A[t, j], no cancellation
-    off_mass = tl.where(row_ok, off_mass, 0.0)
+    off_mass = tl.where(row_ok, off_diagonal_mass(diag_sum, off_sum), 0.0)  # [BS, BM]
     partial = tl.sum(tl.sum(off_mass, axis=1), axis=0)
-    tl.store(partial_ptr + batch_head.to(tl.int64) * tl.num_programs(0) + tile, partial)
+    tl.store(partial_ptr + program.to(tl.int64), partial)
 
 
-def _launch_config(num_frames: int, num_positions: int, head_dim: int,
-                   dtype: torch.dtype = torch.float16) -> dict:
-    """Tile sizes: ~128 rows (positions x query frames) per program, F chunked by at most 64."""
-    block_m = frame_block(num_frames)
+def launch_config(num_frames: int, num_positions: int, head_dim: int, dtype: torch.dtype,
+                  vector_loads: bool = True) -> dict:
+    """Tile sizes and warps (``_common.warp_tiles``): ``BLOCK_S`` positions, one per warp."""
     block_d = head_dim_block(head_dim)
-    rows = 128 if block_d <= 64 else 64  # keep the q tile + logits within the register budget
-    if dtype == torch.float32:  # fp32 dots run on FMA units and stage operands in shared memory:
-        rows //= 2  # half the rows keeps F = 256 within sm_80's 163 KiB
-    block_s = max(1, min(rows // block_m, triton.next_power_of_2(num_positions)))
-    return dict(BLOCK_S=block_s, BLOCK_M=block_m, BLOCK_N=block_m, BLOCK_D=block_d,
-                num_warps=4 if block_s * block_m * block_d <= 8192 else 8)
+    tiles = warp_tiles(num_frames, num_positions, block_d, dtype, vector_loads)
+    return dict(BLOCK_S=tiles["batch_block"], BLOCK_M=tiles["BLOCK_M"], BLOCK_N=tiles["BLOCK_N"],
+                BLOCK_D=block_d, D_CHUNK=tiles["D_CHUNK"], num_warps=tiles["num_warps"])
 
 
 def per_batch_cross_frame_intensity(
@@ -149,19 +139,22 @@ def per_batch_cross_frame_intensity(
     num_positions = tokens // num_frames
     if num_frames == 1:
         return torch.zeros(batch, dtype=torch.float32, device=query.device)
-    config = _launch_config(num_frames, num_positions, head_dim, query.dtype)
+    config = launch_config(num_frames, num_positions, head_dim, query.dtype, vector_loads(query, key))
     num_tiles = triton.cdiv(num_positions, config["BLOCK_S"]) * triton.cdiv(num_frames, config["BLOCK_M"])
     partials = torch.empty(batch, heads, num_tiles, dtype=torch.float32, device=query.device)
-    grid = (num_tiles, batch * heads)
-    cross_frame_intensity_kernel[grid](
-        query, key, partials,
-        *query.stride(), *key.stride(),
-        heads, heads // key.shape[1], num_positions, num_frames, head_dim,
-        scale * LOG2_E,
-        UPCAST_OPERANDS=upcast_operands(),
-        IEEE_DOT=query.dtype == torch.float32,
-        **config,
-    )
+    grid = flat_grid(batch * heads * num_tiles, f"CFI of q {tuple(query.shape)}")
+    with launch_device(query):
+        cross_frame_intensity_kernel[grid](
+            query, key, partials,
+            *query.stride(), *key.stride(),
+            heads, heads // key.shape[1], num_positions, num_frames,
+            scale * LOG2_E,
+            HEAD_DIM=head_dim,
+            ROW_ALIGN=row_alignment(query, key),
+            UPCAST_OPERANDS=upcast_operands(),
+            IEEE_DOT=query.dtype == torch.float32,
+            **config,
+        )
     # Fixed-order reduction of fixed-size partials: deterministic.
     rows = heads * num_positions * num_frames * (num_frames - 1)
     return (partials.double().sum(dim=(1, 2)) / rows).to(torch.float32)

@@ -5,10 +5,12 @@ Models such as Latte run attention whose sequence *is* the frames: a batch of ``
 forward -- output and log-sum-exp -- that also keeps, per row, the diagonal and off-diagonal
 softmax mass, so the cross-frame intensity of the same attention costs nothing extra.
 
-* one program per (head, block of ``BLOCK_SEQ`` sequences, block of ``BLOCK_M`` query frames);
-  q, k, v are read in place through their strides;
+* one program per (head, block of ``BLOCK_SEQ`` sequences, block of ``BLOCK_M = 16`` query
+  frames), all on grid axis 0; each warp owns one sequence (``launch_config``); q, k, v are read
+  in place through their strides;
 * online softmax over key-frame chunks of ``BLOCK_N`` frames (F of 256 and more works);
-* per row: running max, diagonal sum and off-diagonal sum (the softmax denominator is their sum);
+* per row: running max, diagonal sum and off-diagonal sum (the softmax denominator is their sum),
+  updated by ``row_mass_update`` (``_common.py``), the same code as the CFI kernel's;
   ``off / (off + diag)`` is the row's off-diagonal mass, free of cancellation;
 * each program writes, per sequence, its summed off-diagonal mass to ``[N_seq, H, query blocks]``
   float32; the host reduces it in a fixed order. No atomics, reproducible bit for bit.
@@ -30,11 +32,23 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import LOG2_E, check_device, frame_block, head_dim_block, upcast_operands
+from ._common import (
+    LOG2_E,
+    check_device,
+    chunk_logits,
+    dot_chunk,
+    flat_grid,
+    head_dim_block,
+    launch_device,
+    row_alignment,
+    vector_loads,
+    off_diagonal_mass,
+    row_mass_update,
+    upcast_operands,
+    warp_tiles,
+)
 
-__all__ = ["temporal_attention_kernel", "TemporalAttention", "temporal_attention_with_cfi"]
-
-LN_2 = 0.6931471805599453
+__all__ = ["temporal_attention_kernel", "TemporalAttention", "launch_config", "temporal_attention_with_cfi"]
 
 
 @triton.jit
@@ -53,42 +67,44 @@ def temporal_attention_kernel(
     num_heads,  # H
     group_size,  # H // Hk (GQA)
     num_frames,  # F (the sequence length)
-    head_dim,  # D
-    value_dim,  # Dv
     qk_scale,  # scale * log2(e)
-    BLOCK_SEQ: tl.constexpr,  # sequences per program (the dots' batch dimension)
-    BLOCK_M: tl.constexpr,  # query frames per program, power of two >= 16
+    BLOCK_SEQ: tl.constexpr,  # sequences per program (the dots' batch dimension, >= num_warps)
+    BLOCK_M: tl.constexpr,  # query frames per program (16: one mma tile per warp)
     BLOCK_N: tl.constexpr,  # key frames per online-softmax chunk, power of two >= 16
     BLOCK_D: tl.constexpr,  # head dim padded to a power of two >= 16
     BLOCK_DV: tl.constexpr,  # value dim padded to a power of two >= 16
+    HEAD_DIM: tl.constexpr,  # D, a constant: the mask d < D then spans whole 16-byte vectors
+    VALUE_DIM: tl.constexpr,  # Dv, likewise
+    D_CHUNK: tl.constexpr,  # head dims per QK^T dot (chunk_logits)
+    ROW_ALIGN: tl.constexpr,  # bytes every q, k, v, out row start is a multiple of (16: vectors)
     UPCAST_OPERANDS: tl.constexpr,  # interpreter: dots in float32 (it multiplies bf16 bits)
     IEEE_DOT: tl.constexpr,  # float32 inputs: full-precision dots, not tf32
 ):
-    tile = tl.program_id(0)  # (sequence block, query-frame block)
-    h = tl.program_id(1)
-    kv_h = h // group_size
+    # One grid axis: program = h * tiles_per_head + (sequence block, query block).
     num_query_blocks = tl.cdiv(num_frames, BLOCK_M)
+    tiles_per_head = tl.cdiv(num_sequences, BLOCK_SEQ) * num_query_blocks
+    program = tl.program_id(0)
+    h = program // tiles_per_head
+    tile = program % tiles_per_head
+    kv_h = h // group_size
     sequence_block = tile // num_query_blocks
     query_block = tile % num_query_blocks
 
     offs_b = sequence_block * BLOCK_SEQ + tl.arange(0, BLOCK_SEQ)  # [BSEQ] sequences
     offs_m = query_block * BLOCK_M + tl.arange(0, BLOCK_M)  # [BM] query frames
     offs_n = tl.arange(0, BLOCK_N)  # [BN]
-    offs_d = tl.arange(0, BLOCK_D)  # [BD]
     offs_dv = tl.arange(0, BLOCK_DV)  # [BDV]
     sequence_ok = offs_b < num_sequences
     row_ok = sequence_ok[:, None] & (offs_m[None, :] < num_frames)  # [BSEQ, BM]
+    # 64-bit offsets: every index * stride product can pass 2**31 at real sizes and strides.
     seq64 = offs_b.to(tl.int64)
+    offs_m64 = offs_m.to(tl.int64)
+    offs_dv64 = offs_dv.to(tl.int64)
+    h64 = h.to(tl.int64)
 
-    # q tile [BSEQ, BM, BD]
-    q_rows = q_ptr + seq64[:, None] * stride_qb + h.to(tl.int64) * stride_qh + offs_m[None, :] * stride_qn
-    q = tl.load(
-        q_rows[:, :, None] + offs_d[None, None, :] * stride_qd,
-        mask=row_ok[:, :, None] & (offs_d < head_dim)[None, None, :],
-        other=0.0,
-    )
-    if UPCAST_OPERANDS:
-        q = q.to(tl.float32)
+    # q rows, read one key chunk at a time (chunk_logits)
+    q_rows = q_ptr + seq64[:, None] * stride_qb + h64 * stride_qh + offs_m64[None, :] * stride_qn
+    q_rows = tl.multiple_of(q_rows, [ROW_ALIGN, ROW_ALIGN])  # [BSEQ, BM]
 
     k_seq = k_ptr + seq64 * stride_kb + kv_h.to(tl.int64) * stride_kh  # [BSEQ]
     v_seq = v_ptr + seq64 * stride_vb + kv_h.to(tl.int64) * stride_vh  # [BSEQ]
@@ -99,54 +115,42 @@ def temporal_attention_kernel(
     for start_n in range(0, num_frames, BLOCK_N):
         key_frame = start_n + offs_n  # [BN]
         key_ok = key_frame < num_frames
-        # k^T tile [BSEQ, BD, BN]
-        k = tl.load(
-            k_seq[:, None, None] + key_frame[None, None, :] * stride_kn + offs_d[None, :, None] * stride_kd,
-            mask=sequence_ok[:, None, None] & (offs_d < head_dim)[None, :, None] & key_ok[None, None, :],
-            other=0.0,
-        )
+        key_frame64 = key_frame.to(tl.int64)
+        k_rows = tl.multiple_of(k_seq[:, None] + key_frame64[None, :] * stride_kn, [ROW_ALIGN, ROW_ALIGN])
+        v_rows = tl.multiple_of(v_seq[:, None] + key_frame64[None, :] * stride_vn, [ROW_ALIGN, ROW_ALIGN])
+        logits = chunk_logits(q_rows, row_ok, stride_qd, k_rows, sequence_ok, key_ok, stride_kd, qk_scale,
+                              HEAD_DIM, BLOCK_D, D_CHUNK, UPCAST_OPERANDS, IEEE_DOT)  # [BSEQ, BM, BN]
         # v tile [BSEQ, BN, BDV]
         v = tl.load(
-            v_seq[:, None, None] + key_frame[None, :, None] * stride_vn + offs_dv[None, None, :] * stride_vd,
-            mask=sequence_ok[:, None, None] & key_ok[None, :, None] & (offs_dv < value_dim)[None, None, :],
+            v_rows[:, :, None] + offs_dv64[None, None, :] * stride_vd,
+            mask=sequence_ok[:, None, None] & key_ok[None, :, None] & (offs_dv < VALUE_DIM)[None, None, :],
             other=0.0,
         )
         if UPCAST_OPERANDS:
-            k = k.to(tl.float32)
             v = v.to(tl.float32)
-        if IEEE_DOT:
-            logits = tl.dot(q, k, input_precision="ieee")  # [BSEQ, BM, BN] float32
-        else:
-            logits = tl.dot(q, k)  # [BSEQ, BM, BN], fp16/bf16 operands, float32 accumulation
-        logits = tl.where(key_ok[None, None, :], logits * qk_scale, float("-inf"))
-
-        # Online softmax; every chunk holds a real key frame, so new_max is finite.
-        new_max = tl.maximum(row_max, tl.max(logits, axis=2))  # [BSEQ, BM]
-        correction = tl.exp2(row_max - new_max)
-        p = tl.exp2(logits - new_max[:, :, None])  # [BSEQ, BM, BN]
-        is_diag = offs_m[None, :, None] == key_frame[None, None, :]
-        diag_sum = diag_sum * correction + tl.sum(tl.where(is_diag, p, 0.0), axis=2)
-        off_sum = off_sum * correction + tl.sum(tl.where(is_diag, 0.0, p), axis=2)
+        is_diag = offs_m[None, :, None] == key_frame[None, None, :]  # [1, BM, BN]
+        row_max, diag_sum, off_sum, p, correction = row_mass_update(logits, is_diag, row_max,
+                                                                    diag_sum, off_sum)
         acc = acc * correction[:, :, None]
         if IEEE_DOT:
             acc = tl.dot(p, v, acc, input_precision="ieee")
         else:
             acc = tl.dot(p.to(v.dtype), v, acc)  # [BSEQ, BM, BDV]
-        row_max = new_max
 
     denominator = off_sum + diag_sum  # [BSEQ, BM]
     out = acc / denominator[:, :, None]
-    o_rows = out_ptr + seq64[:, None] * stride_ob + h.to(tl.int64) * stride_oh + offs_m[None, :] * stride_on
+    o_rows = out_ptr + seq64[:, None] * stride_ob + h64 * stride_oh + offs_m64[None, :] * stride_on
+    o_rows = tl.multiple_of(o_rows, [ROW_ALIGN, ROW_ALIGN])  # [BSEQ, BM]
     tl.store(
-        o_rows[:, :, None] + offs_dv[None, None, :] * stride_od,
+        o_rows[:, :, None] + offs_dv64[None, None, :] * stride_od,
         out.to(out_ptr.dtype.element_ty),
-        mask=row_ok[:, :, None] & (offs_dv < value_dim)[None, None, :],
+        mask=row_ok[:, :, None] & (offs_dv < VALUE_DIM)[None, None, :],
     )
-    lse = (row_max + tl.log2(denominator)) * 0.6931471805599453  # natural log
+    lse = (row_max + tl.log2(denominator)) * 0.6931471805599453  # ln 2: natural log
     lse_offsets = (seq64[:, None] * num_heads + h) * num_frames + offs_m[None, :]  # [BSEQ, BM]
     tl.store(lse_ptr + lse_offsets, lse, mask=row_ok)
 
-    off_mass = tl.where(row_ok, off_sum / denominator, 0.0)  # [BSEQ, BM]
+    off_mass = tl.where(row_ok, off_diagonal_mass(diag_sum, off_sum), 0.0)  # [BSEQ, BM]
     partial_offsets = (seq64 * num_heads + h) * num_query_blocks + query_block  # [BSEQ]
     tl.store(partial_ptr + partial_offsets, tl.sum(off_mass, axis=1), mask=sequence_ok)
 
@@ -157,20 +161,21 @@ class TemporalAttention(NamedTuple):
     cross_frame_intensity: torch.Tensor  # [N_seq] float32, CFI of each sequence (0 when F == 1)
 
 
-def _launch_config(num_frames: int, num_sequences: int, head_dim: int, value_dim: int,
-                   dtype: torch.dtype = torch.float16) -> dict:
-    """~64-128 rows (sequences x query frames) per program; F chunked by at most 64 frames."""
-    block_d, block_dv = head_dim_block(head_dim), head_dim_block(value_dim)
-    wide = max(block_d, block_dv) > 64
-    rows = 64 if wide else 128  # q tile + accumulator in registers
-    largest_frame_block = 64
-    if dtype == torch.float32:  # fp32 dots run on FMA units and stage operands in shared memory:
-        rows //= 2  # smaller tiles keep F = 256, D = 128 within sm_80's 163 KiB
-        largest_frame_block = 32 if wide else 64
-    block_m = frame_block(num_frames, largest_frame_block)
-    block_seq = max(1, min(rows // block_m, triton.next_power_of_2(num_sequences)))
-    return dict(BLOCK_SEQ=block_seq, BLOCK_M=block_m, BLOCK_N=block_m, BLOCK_D=block_d,
-                BLOCK_DV=block_dv, num_warps=4 if block_seq * block_m <= 64 else 8)
+def launch_config(num_frames: int, num_sequences: int, head_dim: int, value_dim: int,
+                  dtype: torch.dtype, vector_loads: bool = True) -> dict:
+    """Tile sizes and warps (``_common.warp_tiles``): ``BLOCK_SEQ`` sequences, one per warp.
+
+    ``VALUE_CHUNK``: value dims per launch. In the narrow cases of ``dot_chunk`` (fp32, or rows
+    that cannot be read as vectors) a whole value row per thread does not fit: wide values take
+    several launches, each of which recomputes the logits; the common case takes one.
+    """
+    narrow_chunk = dot_chunk(dtype, vector_loads)
+    value_chunk = min(value_dim, narrow_chunk) if narrow_chunk else value_dim
+    block_d, block_dv = head_dim_block(head_dim), head_dim_block(value_chunk)
+    tiles = warp_tiles(num_frames, num_sequences, block_d, dtype, vector_loads, block_dv)
+    return dict(BLOCK_SEQ=tiles["batch_block"], BLOCK_M=tiles["BLOCK_M"], BLOCK_N=tiles["BLOCK_N"],
+                BLOCK_D=block_d, BLOCK_DV=block_dv, D_CHUNK=tiles["D_CHUNK"],
+                VALUE_CHUNK=value_chunk, num_warps=tiles["num_warps"])
 
 
 def temporal_attention_with_cfi(
@@ -199,22 +204,31 @@ def temporal_attention_with_cfi(
     if not (query.dtype == key.dtype == value.dtype):
         raise TypeError(f"query, key and value dtypes differ: {query.dtype}, {key.dtype}, {value.dtype}")
     scale = head_dim ** -0.5 if scale is None else float(scale)
-    config = _launch_config(num_frames, num_sequences, head_dim, value_dim, query.dtype)
+    config = launch_config(num_frames, num_sequences, head_dim, value_dim, query.dtype,
+                           vector_loads(query, key, value))
+    value_chunk = config.pop("VALUE_CHUNK")
     num_query_blocks = triton.cdiv(num_frames, config["BLOCK_M"])
     device = query.device
     out = torch.empty(num_sequences, heads, num_frames, value_dim, dtype=query.dtype, device=device)
     lse = torch.empty(num_sequences, heads, num_frames, dtype=torch.float32, device=device)
     partials = torch.empty(num_sequences, heads, num_query_blocks, dtype=torch.float32, device=device)
-    grid = (triton.cdiv(num_sequences, config["BLOCK_SEQ"]) * num_query_blocks, heads)
-    temporal_attention_kernel[grid](
-        query, key, value, out, lse, partials,
-        *query.stride(), *key.stride(), *value.stride(), *out.stride(),
-        num_sequences, heads, heads // key.shape[1], num_frames, head_dim, value_dim,
-        scale * LOG2_E,
-        UPCAST_OPERANDS=upcast_operands(),
-        IEEE_DOT=query.dtype == torch.float32,
-        **config,
-    )
+    tiles_per_head = triton.cdiv(num_sequences, config["BLOCK_SEQ"]) * num_query_blocks
+    grid = flat_grid(heads * tiles_per_head, f"temporal attention of q {tuple(query.shape)}")
+    with launch_device(query):
+        for start in range(0, value_dim, value_chunk):  # one launch but in launch_config's narrow cases
+            value_part, out_part = value[..., start : start + value_chunk], out[..., start : start + value_chunk]
+            temporal_attention_kernel[grid](
+                query, key, value_part, out_part, lse, partials,
+                *query.stride(), *key.stride(), *value_part.stride(), *out_part.stride(),
+                num_sequences, heads, heads // key.shape[1], num_frames,
+                scale * LOG2_E,
+                HEAD_DIM=head_dim,
+                VALUE_DIM=value_part.shape[-1],
+                ROW_ALIGN=row_alignment(query, key, value_part, out_part),
+                UPCAST_OPERANDS=upcast_operands(),
+                IEEE_DOT=query.dtype == torch.float32,
+                **config,
+            )
     if num_frames == 1:
         cfi = torch.zeros(num_sequences, dtype=torch.float32, device=device)
     else:  # fixed-order reduction of fixed-size partials: deterministic
