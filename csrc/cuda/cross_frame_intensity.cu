@@ -179,8 +179,7 @@ constexpr int64_t kMaxMmaHeadDim = 256;
 
 }  // namespace
 
-int64_t cross_frame_intensity_partial_count(const CrossFrameProblem& problem,
-                                            int /*compute_capability_major*/) {
+int64_t cross_frame_intensity_partial_count(const CrossFrameProblem& problem) {
   return problem.batch * problem.heads * ceil_div(problem.spatial, kPositionsPerBlock);
 }
 
@@ -190,7 +189,7 @@ cudaError_t launch_cross_frame_intensity(const CrossFrameProblem& p, int compute
   if (p.num_frames == 1) {  // no cross-frame pairs: CFI is 0 by definition
     return cudaMemsetAsync(per_batch_cfi, 0, sizeof(float) * p.batch, stream);
   }
-  const int64_t blocks = cross_frame_intensity_partial_count(p, compute_capability_major);
+  const int64_t blocks = cross_frame_intensity_partial_count(p);
   if (blocks > INT_MAX || p.batch > INT_MAX || p.num_frames > INT_MAX || p.head_dim > INT_MAX) {
     return cudaErrorInvalidValue;
   }
