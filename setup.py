@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +27,8 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tools"))
-from build_manifest import RECORD_NAME, cuda_toolkit, read_manifest, write_build_record  # noqa: E402
+from build_manifest import (RECORD_NAME, built_cpu_capabilities, cuda_toolkit, read_manifest,  # noqa: E402
+                            write_build_record)
 
 import torch  # noqa: E402  build requirement: installed beforehand, no build isolation
 
@@ -57,10 +57,10 @@ class CMakeBuild(build_ext):
         remove_other_builds(output)
         build_dir = Path(os.environ.get("EAV_BUILD_DIR", ROOT / "build" / "cmake")).resolve()
         build_dir.mkdir(parents=True, exist_ok=True)
-        # The cmake of this environment (the build requirement), before any other on PATH.
-        cmake = shutil.which("cmake", path=str(Path(sys.executable).parent)) or "cmake"
+        # cmake and ninja of this environment (the build requirements) before any other on PATH.
+        env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         configure = [
-            cmake, str(ROOT), "-G", "Ninja",
+            "cmake", str(ROOT), "-G", "Ninja",
             f"-DCMAKE_BUILD_TYPE={os.environ.get('EAV_BUILD_TYPE', 'Release')}",
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-DEAV_OUTPUT_DIR={output.parent}",
@@ -72,9 +72,10 @@ class CMakeBuild(build_ext):
         for switch in ("EAV_CUDA_ARCHS", "TORCH_CUDA_ARCH_LIST"):
             configure.append(f"-D{switch}={os.environ.get(switch, '')}")
         jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
-        subprocess.run(configure, cwd=build_dir, check=True)
-        subprocess.run([cmake, "--build", ".", "-j", jobs], cwd=build_dir, check=True)
-        write_build_record(output.parent, MANIFEST, torch.__version__, TOOLKIT)
+        subprocess.run(configure, cwd=build_dir, check=True, env=env)
+        subprocess.run(["cmake", "--build", ".", "-j", jobs], cwd=build_dir, check=True, env=env)
+        write_build_record(output.parent, MANIFEST, torch.__version__, TOOLKIT,
+                           built_cpu_capabilities(MANIFEST))
 
     # The build record travels with _C: into the wheel (get_outputs) and, for editable installs,
     # into the source tree (the in-place copy).

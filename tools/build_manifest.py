@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -81,6 +82,12 @@ class CudaToolkit:
         return "cu" + self.version.replace(".", "")
 
 
+def built_cpu_capabilities(manifest: Manifest) -> list[str]:
+    """The CPU kernel builds CMake makes here (cmake/manifest.cmake, CMakeLists.txt): every
+    cpu_capability of the manifest on x86-64, DEFAULT elsewhere."""
+    return list(manifest.cpu_capabilities) if platform.machine() in ("x86_64", "AMD64") else ["DEFAULT"]
+
+
 def nvcc_version(nvcc: str) -> str:
     output = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=True).stdout
     match = re.search(r"release (\d+)\.(\d+)", output)
@@ -117,14 +124,16 @@ def toolkit_nvcc(nvcc: str) -> str:
 
 
 def write_build_record(directory: Path, manifest: Manifest, torch_version: str,
-                       toolkit: CudaToolkit | None) -> Path:
+                       toolkit: CudaToolkit | None, cpu_capabilities: list[str]) -> Path:
     """Writes _C_build.json next to _C: what eav_kernels._abi_check needs to know before it loads
-    the library (the torch range, the CUDA the kernels need)."""
+    the library (the torch range, the CUDA the kernels need), and which builds of the CPU kernel
+    it holds."""
     record = {
         "torch_target": manifest.torch_target,
         "torch_built_with": torch_version,
         "cuda": toolkit.version if toolkit else None,
         "python_limited": manifest.python_limited,
+        "cpu_capabilities": cpu_capabilities,
     }
     path = Path(directory) / RECORD_NAME
     path.write_text(json.dumps(record, indent=2) + "\n")

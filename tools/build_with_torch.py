@@ -67,7 +67,7 @@ def main() -> None:
     for other in package.glob("_C.*so"):  # another ABI tag would be imported first
         other.unlink()
     shutil.copy2(module.__file__, target)
-    write_build_record(package, manifest, torch.__version__, toolkit)
+    write_build_record(package, manifest, torch.__version__, toolkit, ["DEFAULT"])
     print(f"built {target} (CUDA archs: {' '.join(archs) or 'none'})")
 
 

@@ -25,10 +25,12 @@ CUDA_HOME=${CUDA_HOME:-${NVCC_TOP:-$(cd "$(dirname "$(readlink -f "$NVCC")")/.."
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-# cuobjdump: $CUOBJDUMP, the toolkit's, PATH, else the copy Triton bundles (a toolkit installed
-# without its binary utilities, as here, has nvcc but no cuobjdump).
+# cuobjdump: $CUOBJDUMP, the toolkit's, PATH, the nvidia-cuda-cuobjdump package of $PYTHON, else
+# the copy Triton bundles (a toolkit installed without its binary utilities, as here, has nvcc but
+# no cuobjdump; an older Triton's copy names sm_90a cubins sm_90, which fails the check).
 if [[ -z "${CUOBJDUMP:-}" ]]; then
   for candidate in "$CUDA_HOME/bin/cuobjdump" "$(command -v cuobjdump || true)" \
+      "$("$PYTHON" -c 'import os, nvidia; print(os.path.join(list(nvidia.__path__)[0], "cu13/bin/cuobjdump"))' 2>/dev/null || true)" \
       "$("$PYTHON" -c 'import os, triton; print(os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump"))' 2>/dev/null || true)"; do
     if [[ -n "$candidate" && -x "$candidate" ]]; then CUOBJDUMP=$candidate; break; fi
   done
