@@ -4,9 +4,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTENSION_SOURCES := $(shell find csrc cmake -type f 2>/dev/null) CMakeLists.txt setup.py
+EXTENSION_SOURCES := $(shell find csrc cmake -type f 2>/dev/null) CMakeLists.txt setup.py tools/build_manifest.py
 
-.PHONY: all venv build test demo bench clean cuda-check wheel-env wheel gpu-rehearsal
+.PHONY: all venv build test demo bench clean cuda-check wheel-env wheel wheel-compat gpu-rehearsal
 
 all: build
 
@@ -44,20 +44,28 @@ cuda-check: venv
 	PYTHON=$(PY) tools/cuda_check.sh
 
 # Wheels for named CUDA arches: make wheel EAV_CUDA_ARCHS="80;90a". Built in build/wheel-env, a
-# separate environment with the CUDA build of torch (tools/wheel_env.sh), never in .venv.
+# separate environment with the CUDA build of torch and the wheel's check tools
+# (tools/wheel_env.sh), never in .venv; then made manylinux and checked (tools/verify_wheel.sh):
+# dist/eav_kernels-<version>+cu<CUDA>-cp310-abi3-manylinux_*.whl. docs/wheels.md.
 WHEEL_ENV ?= build/wheel-env
 EAV_CUDA_ARCHS ?= 80;90a
-# The toolkit's real directory: torch's CMake (FindCUDA) looks there for headers and libcudart; an
-# nvcc wrapper script on PATH (/usr/local/bin/nvcc here) would make it guess /usr/local.
+# The toolkit nvcc builds with (its directory: an nvcc wrapper script on PATH hides it).
 CUDA_HOME ?= /usr/local/cuda
 wheel-env:
 	WHEEL_ENV=$(WHEEL_ENV) tools/wheel_env.sh
 
 wheel: wheel-env
+	rm -rf build/wheel-raw
 	EAV_CUDA_ARCHS="$(EAV_CUDA_ARCHS)" EAV_BUILD_DIR=build/wheel-cmake MAX_JOBS=$${MAX_JOBS:-1} \
-	  CUDA_PATH=$(CUDA_HOME) CUDACXX=$(CUDA_HOME)/bin/nvcc PATH=$(CUDA_HOME)/bin:$$PATH \
-	  $(WHEEL_ENV)/bin/python -m pip wheel --no-build-isolation --no-deps --no-index -w dist .
-	tools/verify_wheel.sh "$$(ls -t dist/eav_kernels-*.whl | head -1)" "$(EAV_CUDA_ARCHS)"
+	  CUDA_HOME=$(CUDA_HOME) \
+	  $(WHEEL_ENV)/bin/python -m pip wheel --no-build-isolation --no-deps --no-index -w build/wheel-raw .
+	PYTHON=$(WHEEL_ENV)/bin/python tools/verify_wheel.sh "$$(ls build/wheel-raw/eav_kernels-*.whl)" "$(EAV_CUDA_ARCHS)" dist
+
+# Before submitting: the newest wheel in dist/ installed with another torch (default 2.11.0, in
+# build/compat-env) passes the CPU test suite there (tools/wheel_compat.sh).
+COMPAT_TORCH_VERSION ?= 2.11.0
+wheel-compat:
+	COMPAT_TORCH_VERSION=$(COMPAT_TORCH_VERSION) tools/wheel_compat.sh "$$(ls -t dist/eav_kernels-*.whl | head -1)"
 
 # benchmarks/gpu_check.sh --rehearsal, run as the lent GPU machine runs it: its python3 is itself a
 # venv with torch 2.11 (CUDA 13 build) and Triton 3.6, no diffusers. Makes that venv here
@@ -74,4 +82,4 @@ gpu-rehearsal:
 	  bash benchmarks/gpu_check.sh --rehearsal
 
 clean:
-	rm -rf build $(VENV) eav_kernels/_C*.so *.egg-info
+	rm -rf build $(VENV) eav_kernels/_C*.so eav_kernels/_C_build.json *.egg-info

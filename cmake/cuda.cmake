@@ -1,33 +1,26 @@
 # CUDA kernels of eav_kernels._C. Included by CMakeLists.txt after the _C target exists.
 #
-# Built when all of these hold: EAV_SKIP_CUDA_BUILD is not set, torch is a CUDA build (a CPU torch
-# has no libtorch_cuda to link against), and a CUDA toolkit is found. Architectures, first that is
-# set wins:
+# Built when EAV_BUILD_CUDA is ON: setup.py decides (tools/build_manifest.py, cuda_toolkit: not
+# EAV_SKIP_CUDA_BUILD, a CUDA build of torch, whose libtorch_cuda gives the launchers torch's
+# current stream, and an nvcc) and passes that nvcc. Architectures, first that is set wins:
 #   EAV_CUDA_ARCHS        "80;86;89;90a" (CMake style; "+PTX" on an entry also embeds its PTX)
 #   TORCH_CUDA_ARCH_LIST  "8.0;8.6;9.0a" or "8.0 9.0a+PTX" (PyTorch style)
 #   the visible GPUs      (nvidia-smi --query-gpu=compute_cap)
-# A CUDA torch's find_package(Torch) appends -gencode flags for its own arch list to
-# CMAKE_CUDA_FLAGS; we strip them so that exactly the requested cubins are built (as vLLM does).
+# The CUDA runtime is linked statically: the library needs no libcudart.so of a given major
+# version at run time, only a driver for the toolkit's CUDA version (torch's stream handles are
+# the driver's, shared by every runtime in the process).
 
-set(EAV_SKIP_CUDA_BUILD "$ENV{EAV_SKIP_CUDA_BUILD}" CACHE STRING "1: build the CPU kernels only")
+set(EAV_BUILD_CUDA OFF CACHE BOOL "build the CUDA kernels (setup.py decides, by the rule in tools/build_manifest.py)")
 set(EAV_CUDA_ARCHS "$ENV{EAV_CUDA_ARCHS}" CACHE STRING "CUDA architectures, e.g. 80;86;89;90a")
 set(TORCH_CUDA_ARCH_LIST "$ENV{TORCH_CUDA_ARCH_LIST}" CACHE STRING "PyTorch-style arch list")
 
-if(EAV_SKIP_CUDA_BUILD AND NOT EAV_SKIP_CUDA_BUILD STREQUAL "0")
-  message(STATUS "eav: EAV_SKIP_CUDA_BUILD=${EAV_SKIP_CUDA_BUILD}: CUDA kernels not built")
+if(NOT EAV_BUILD_CUDA)
+  message(STATUS "eav: CUDA kernels not built (EAV_BUILD_CUDA=OFF)")
   return()
 endif()
-if(NOT CAFFE2_USE_CUDA)
-  message(STATUS "eav: torch ${Torch_VERSION} is not a CUDA build: CUDA kernels not built")
-  return()
-endif()
-include(CheckLanguage)
-check_language(CUDA)
-if(NOT CMAKE_CUDA_COMPILER)
-  message(STATUS "eav: no CUDA toolkit (nvcc) found: CUDA kernels not built")
-  return()
-endif()
-enable_language(CUDA)  # torch's cuda.cmake has usually done this already
+enable_language(CUDA)  # CMAKE_CUDA_COMPILER: the nvcc setup.py found
+find_package(CUDAToolkit REQUIRED)
+find_library(EAV_TORCH_CUDA_LIBRARY torch_cuda PATHS "${EAV_TORCH_DIR}/lib" NO_DEFAULT_PATH REQUIRED)
 
 # --- the architecture list, normalised to entries like 80, 90a, 90a+PTX ---------------------------
 if(EAV_CUDA_ARCHS)
@@ -90,23 +83,18 @@ if(NOT eav_arch_names)
   message(FATAL_ERROR "eav: no CUDA architecture in ${eav_arch_source}='${eav_archs}'")
 endif()
 
-# Drop the arch flags torch added, keep everything else it put into CMAKE_CUDA_FLAGS.
-string(REGEX REPLACE "-gencode[ =]arch=[^ ]+" "" CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS}")
 set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 
-set(eav_cuda_kernels
-  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/cross_frame_intensity.cu
-  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/temporal_attention.cu)
-set_source_files_properties(${eav_cuda_kernels} PROPERTIES
+set_source_files_properties(${EAV_SOURCES_cuda_kernel} PROPERTIES
   COMPILE_OPTIONS "${eav_gencode};-O3;-lineinfo")
-target_sources(_C PRIVATE ${eav_cuda_kernels}
-  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/cross_frame_intensity_cuda.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda/temporal_attention_cuda.cpp)
-set_target_properties(_C PROPERTIES CUDA_ARCHITECTURES OFF)
+set_source_files_properties(${EAV_SOURCES_cuda_host} PROPERTIES COMPILE_DEFINITIONS USE_CUDA)
+target_sources(_C PRIVATE ${EAV_SOURCES_cuda_kernel} ${EAV_SOURCES_cuda_host})
+target_include_directories(_C PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+set_target_properties(_C PROPERTIES CUDA_ARCHITECTURES OFF CUDA_RUNTIME_LIBRARY Static)
 # cuda_archs() reports the list space-separated ("80 90a"): a ';' inside a definition does not
 # survive the build tool's shell.
 string(REPLACE ";" " " eav_arch_define "${eav_arch_names}")
 target_compile_definitions(_C PRIVATE "EAV_CUDA_ARCHS=\"${eav_arch_define}\"")
-target_link_libraries(_C PRIVATE CUDA::cudart)
+target_link_libraries(_C PRIVATE "${EAV_TORCH_CUDA_LIBRARY}" CUDA::cudart_static)
 message(STATUS "eav: CUDA kernels for ${eav_arch_names} (from ${eav_arch_source}), nvcc ${CMAKE_CUDA_COMPILER_VERSION}")

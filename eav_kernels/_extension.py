@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import types
 
+from ._abi_check import load_compiled_extension
+
 __all__ = ["compiled_extension", "extension_import_error"]
 
 try:
-    from . import _C as _compiled
-except ImportError as error:  # not built, or built against another torch
+    _compiled = load_compiled_extension()
+except ImportError as error:  # not built, or built for a torch other than the running one
     _compiled = None
     _import_error: ImportError | None = error
 else:

@@ -1,8 +1,9 @@
 """What this installation of eav-kernels can do here: ``python -m eav_kernels.info``.
 
 Prints the backends (built, and usable for small probe tensors on each device present), the CUDA
-architectures compiled into ``eav_kernels._C``, the versions of torch / triton / diffusers / CUDA,
-the devices, and the CPU kernel build (capability, OpenMP). Always exits 0: it reports, it does
+architectures compiled into ``eav_kernels._C`` and the torch it was built with and for, the
+versions of torch / triton / diffusers / CUDA, the devices, and the CPU kernel build (capability,
+threads of its parallel regions). Always exits 0: it reports, it does
 not judge. ``collect_info()`` returns the same as a dict (for bug reports and tests).
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from ._abi_check import build_record
 from ._extension import compiled_extension, extension_import_error
 from .backends import BACKEND_PRIORITY, available_backends
 
@@ -46,6 +48,7 @@ def _device_name(device: str) -> str:
 def collect_info() -> dict[str, Any]:
     """Everything ``python -m eav_kernels.info`` prints, as plain data."""
     extension = compiled_extension()
+    record = build_record() or {}
     info: dict[str, Any] = {
         "eav_kernels": __version__,
         "python": sys.version.split()[0],
@@ -54,9 +57,11 @@ def collect_info() -> dict[str, Any]:
         "triton": _version("triton"),
         "diffusers": _version("diffusers"),
         "extension": "built" if extension is not None else f"not built ({extension_import_error()})",
+        "extension_torch_built_with": record.get("torch_built_with"),
+        "extension_torch_target": record.get("torch_target"),
         "cuda_archs": extension.cuda_archs() if extension is not None else "",
         "cpu_kernel_capability": extension.cpu_kernel_capability() if extension is not None else None,
-        "openmp": extension.built_with_openmp() if extension is not None else None,
+        "parallel_region_threads": extension.parallel_region_threads() if extension is not None else None,
         "cpu_threads": torch.get_num_threads(),
         "cuda_available": torch.cuda.is_available(),
         "devices": {},
@@ -81,10 +86,12 @@ def format_info(info: dict[str, Any]) -> str:
         f"torch        {info['torch']} (CUDA {info['torch_cuda'] or 'none: CPU build'})",
         f"triton       {info['triton'] or 'not installed'}",
         f"diffusers    {info['diffusers'] or 'not installed'}",
-        f"extension    eav_kernels._C {info['extension']}",
+        f"extension    eav_kernels._C {info['extension']}"
+        + (f" (with torch {info['extension_torch_built_with']}, for torch >= "
+           f"{info['extension_torch_target']}: stable ABI)" if info["extension_torch_target"] else ""),
         f"CUDA archs   {info['cuda_archs'] or 'none (CUDA kernels not built)'}",
-        f"CPU kernel   {info['cpu_kernel_capability']}, OpenMP: {info['openmp']}, "
-        f"torch threads: {info['cpu_threads']}",
+        f"CPU kernel   {info['cpu_kernel_capability']}, threads in a parallel region: "
+        f"{info['parallel_region_threads']}, torch threads: {info['cpu_threads']}",
         f"CUDA device  {'available' if info['cuda_available'] else 'none visible'}",
     ]
     for device, entry in info["devices"].items():

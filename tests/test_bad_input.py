@@ -1,6 +1,7 @@
 """Bad input reaches a clear Python error, never a crash, at every entry point: the public API
 (ValueError/TypeError from eav_kernels.validation) and the compiled op called directly
-(TORCH_CHECK_VALUE/TORCH_CHECK_TYPE in csrc/tensor_problem.h, checked before any memory is read).
+(EAV_CHECK in csrc/tensor_problem.h, checked before any memory is read: always a ValueError, the
+one typed exception besides RuntimeError that crosses torch's stable ABI).
 Complements test_cross_frame_intensity.py (rank, dtype, device, shapes, num_frames, zero-size).
 """
 
@@ -27,9 +28,9 @@ def _q(*shape, dtype=torch.float32):
     [
         (lambda: (_q(6, 8), _q(6, 8), 3, 0.5), ValueError, "got 2 dims"),
         (lambda: (_q(1, 1, 1, 6, 8), _q(1, 1, 1, 6, 8), 3, 0.5), ValueError, "got 5 dims"),
-        (lambda: (_q(1, 1, 6, 8), _q(1, 1, 6, 8, dtype=torch.half), 3, 0.5), TypeError, "same dtype"),
-        (lambda: (torch.ones(1, 1, 6, 8, dtype=torch.int32),) * 2 + (3, 0.5), TypeError, "float32, float16 or bfloat16"),
-        (lambda: (_q(1, 1, 6, 8, dtype=torch.float64),) * 2 + (3, 0.5), TypeError, "float32, float16 or bfloat16"),
+        (lambda: (_q(1, 1, 6, 8), _q(1, 1, 6, 8, dtype=torch.half), 3, 0.5), ValueError, "same dtype"),
+        (lambda: (torch.ones(1, 1, 6, 8, dtype=torch.int32),) * 2 + (3, 0.5), ValueError, "float32, float16 or bfloat16"),
+        (lambda: (_q(1, 1, 6, 8, dtype=torch.float64),) * 2 + (3, 0.5), ValueError, "float32, float16 or bfloat16"),
         (lambda: (_q(1, 1, 6, 8), _q(2, 1, 6, 8), 3, 0.5), ValueError, "agree in batch"),
         (lambda: (_q(1, 1, 6, 8), _q(1, 1, 9, 8), 3, 0.5), ValueError, "agree in batch"),
         (lambda: (_q(1, 4, 6, 8), _q(1, 3, 6, 8), 3, 0.5), ValueError, r"heads \(4\) must be a multiple of key heads \(3\)"),

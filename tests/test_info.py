@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+from eav_kernels._extension import compiled_extension
 from eav_kernels.info import collect_info
 
 
@@ -26,3 +27,14 @@ def test_collect_info_probes_every_device():
     assert info["devices"]["cpu"]["backends"]["reference"] is None
     if torch.cuda.is_available():
         assert "cuda:0" in info["devices"]
+
+
+def test_info_reports_the_torch_the_extension_was_built_for():
+    info = collect_info()
+    if compiled_extension() is None:
+        assert info["extension"].startswith("not built (") and info["parallel_region_threads"] is None
+        return
+    assert info["extension"] == "built"
+    assert info["extension_torch_target"] is not None and info["extension_torch_built_with"] is not None
+    assert torch.__version__ >= info["extension_torch_target"]
+    assert 1 <= info["parallel_region_threads"] <= torch.get_num_threads()

@@ -116,7 +116,7 @@ def test_cpu_op_rejects_bad_input_with_numbers():
         torch.ops.eav.temporal_attention_with_cfi(query, key, value[:, :, :4], 1.0)
     with pytest.raises(ValueError, match=r"query heads \(4\) must be a multiple of key heads \(3\)"):
         torch.ops.eav.temporal_attention_with_cfi(query, key[:, :1].expand(2, 3, 5, 40), value, 1.0)
-    with pytest.raises(TypeError, match="dtype"):
+    with pytest.raises(ValueError, match="dtype"):
         torch.ops.eav.temporal_attention_with_cfi(query, key, value.half(), 1.0)
 
 

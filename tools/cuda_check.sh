@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Compile check of the CUDA sources without a GPU and without a CUDA build of torch:
-#  1. every csrc/**/*.cu with nvcc into one object per file carrying sm_80 and sm_90a cubins,
+# Compile check of the CUDA sources without a GPU and without a CUDA build of torch (the sources
+# are those of csrc/build_manifest.txt):
+#  1. every cuda_kernel (.cu) with nvcc into one object per file carrying sm_80 and sm_90a cubins,
 #     listed with `cuobjdump --list-elf`; fails when an expected cubin is missing;
-#  2. every csrc/cuda/*.cpp (torch-facing launchers) syntax-only against the installed torch's
-#     headers (a CPU torch wheel ships c10/cuda headers, the CUDA runtime headers come from the
-#     toolkit) with -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE; linking needs a CUDA torch, not done here.
+#  2. every cuda_host source (torch-facing launchers) syntax-only against the installed torch's
+#     stable-ABI headers (a CPU torch wheel ships them; -DUSE_CUDA declares the CUDA stream API,
+#     the CUDA runtime headers come from the toolkit), with the manifest's TORCH_TARGET_VERSION;
+#     linking needs libtorch_cuda (a CUDA torch), not done here.
 # Both run in parallel. Results are cached in build/cuda-check by a hash of the inputs, so a
 # second run (e.g. from the test suite after `make cuda-check`) only re-lists the cubins.
 #
@@ -23,10 +25,12 @@ CUDA_HOME=${CUDA_HOME:-${NVCC_TOP:-$(cd "$(dirname "$(readlink -f "$NVCC")")/.."
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-# cuobjdump: $CUOBJDUMP, the toolkit's, PATH, else the copy Triton bundles (a toolkit installed
-# without its binary utilities, as here, has nvcc but no cuobjdump).
+# cuobjdump: $CUOBJDUMP, the toolkit's, PATH, the nvidia-cuda-cuobjdump package of $PYTHON, else
+# the copy Triton bundles (a toolkit installed without its binary utilities, as here, has nvcc but
+# no cuobjdump; an older Triton's copy names sm_90a cubins sm_90, which fails the check).
 if [[ -z "${CUOBJDUMP:-}" ]]; then
   for candidate in "$CUDA_HOME/bin/cuobjdump" "$(command -v cuobjdump || true)" \
+      "$("$PYTHON" -c 'import os, nvidia; print(os.path.join(list(nvidia.__path__)[0], "cu13/bin/cuobjdump"))' 2>/dev/null || true)" \
       "$("$PYTHON" -c 'import os, triton; print(os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump"))' 2>/dev/null || true)"; do
     if [[ -n "$candidate" && -x "$candidate" ]]; then CUOBJDUMP=$candidate; break; fi
   done
@@ -36,20 +40,20 @@ ARCHS=${CUDA_CHECK_ARCHS:-80 90a}
 OUT=${CUDA_CHECK_DIR:-build/cuda-check}
 mkdir -p "$OUT"
 
-mapfile -t CU_SOURCES < <(find csrc -name '*.cu' | sort)
-mapfile -t LAUNCHERS < <(find csrc/cuda -name '*.cpp' | sort)
-[[ ${#CU_SOURCES[@]} -gt 0 ]] || { echo "cuda-check: no .cu files under csrc" >&2; exit 1; }
+mapfile -t CU_SOURCES < <(python3 tools/build_manifest.py sources cuda_kernel)
+mapfile -t LAUNCHERS < <(python3 tools/build_manifest.py sources cuda_host)
+TORCH_TARGET_HEX=$(python3 tools/build_manifest.py torch_target_hex)
+[[ ${#CU_SOURCES[@]} -gt 0 ]] || { echo "cuda-check: no cuda_kernel in csrc/build_manifest.txt" >&2; exit 1; }
 
 GENCODE=()
 for arch in $ARCHS; do GENCODE+=("-gencode=arch=compute_${arch},code=sm_${arch}"); done
 NVCC_FLAGS=(-std=c++17 -O3 -lineinfo -Xptxas=-warn-spills "${GENCODE[@]}")
 
-TORCH_INCLUDE=$("$PYTHON" -c 'import torch.utils.cpp_extension as e; print(" ".join(e.include_paths()))' 2>/dev/null || true)
-PY_INCLUDE=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)
+TORCH_INCLUDE=$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))' 2>/dev/null || true)
 
 # The cache key: compiler versions, flags and every header/source under csrc.
 key=$({ "$NVCC" --version; echo "${NVCC_FLAGS[*]}" "$TORCH_INCLUDE";
-        find csrc -type f \( -name '*.cu' -o -name '*.cuh' -o -name '*.h' -o -name '*.cpp' \) \
+        find csrc -type f \( -name '*.cu' -o -name '*.cuh' -o -name '*.h' -o -name '*.cpp' -o -name '*.txt' \) \
           -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 
 pids=()
@@ -64,10 +68,10 @@ if [[ "$(cat "$OUT/key" 2>/dev/null)" != "$key" ]]; then
   done
   if [[ -n "$TORCH_INCLUDE" ]]; then
     includes=()
-    for dir in $TORCH_INCLUDE "$CUDA_HOME/include" $PY_INCLUDE; do includes+=(-I"$dir"); done
+    for dir in $TORCH_INCLUDE "$CUDA_HOME/include"; do includes+=(-I"$dir"); done
     for source in "${LAUNCHERS[@]}"; do
-      ${CXX:-g++} -std=c++17 -fsyntax-only -Wall -Wno-c++20-extensions \
-        -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE -DTORCH_EXTENSION_NAME=_C "${includes[@]}" \
+      ${CXX:-g++} -std=c++17 -fsyntax-only -Wall -DUSE_CUDA \
+        -DTORCH_TARGET_VERSION="$TORCH_TARGET_HEX" "${includes[@]}" \
         "$source" >"$OUT/$(basename "$source").log" 2>&1 &
       pids+=($!); names+=("c++ -fsyntax-only $source")
     done

@@ -10,10 +10,15 @@
 // multiply-adds per instruction of an fp32 FMA. at::vec::Vectorized<float> is 8 lanes in all
 // builds: on Zen 4 512-bit FMAs are double-pumped, so 8-lane code reaches the same FLOP rate with
 // a cheaper horizontal reduction.
+//
+// at::vec is used as the header-only library it is: this file is compiled without
+// TORCH_TARGET_VERSION, against the headers of the torch it is built with, and calls no function
+// of libtorch (threads come from the caller), so the extension still imports only torch's
+// stable C ABI (tests/test_stable_abi.py checks the symbols). Its behaviour is frozen at build
+// time, which is what the speed needs: the same instructions as before the stable-ABI port.
 
 #include "cross_frame_intensity_kernel.h"
 
-#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 #include <c10/util/BFloat16.h>
@@ -298,7 +303,7 @@ struct WorkOrder {
 };
 
 template <typename Operands, typename scalar_t>
-void run(const CrossFrameProblem& p, float* per_batch_cfi) {
+void run(const CrossFrameProblem& p, float* per_batch_cfi, ParallelFor parallel_for) {
   const auto* query = static_cast<const scalar_t*>(p.query);
   const auto* key = static_cast<const scalar_t*>(p.key);
   const WorkOrder order(p);
@@ -319,7 +324,7 @@ void run(const CrossFrameProblem& p, float* per_batch_cfi) {
                           : p.head_dim * sizeof(scalar_t);
 
   std::vector<double> chunk_mass(num_chunks, 0.0);  // [batch, chunks_per_batch]
-  at::parallel_for(0, num_chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
+  parallel_for(0, num_chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
     PositionScratch<Operands> scratch(p.num_frames, p.head_dim);
     for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
       const int64_t b = chunk / order.chunks_per_batch;
@@ -376,21 +381,22 @@ void run(const CrossFrameProblem& p, float* per_batch_cfi) {
 
 }  // namespace
 
-void cross_frame_intensity(const CrossFrameProblem& problem, float* per_batch_cfi) {
+void cross_frame_intensity(const CrossFrameProblem& problem, float* per_batch_cfi,
+                           ParallelFor parallel_for) {
   if (problem.num_frames == 1) {  // no cross-frame pairs: CFI is 0 by definition
     std::fill(per_batch_cfi, per_batch_cfi + problem.batch, 0.f);
     return;
   }
   switch (problem.scalar_kind) {
     case ScalarKind::Float32:
-      return run<Float32Operands, float>(problem, per_batch_cfi);
+      return run<Float32Operands, float>(problem, per_batch_cfi, parallel_for);
     case ScalarKind::Float16:
-      return run<Float32Operands, c10::Half>(problem, per_batch_cfi);
+      return run<Float32Operands, c10::Half>(problem, per_batch_cfi, parallel_for);
     case ScalarKind::BFloat16:
 #if defined(EAV_BF16_DOT)
-      return run<BFloat16Operands, c10::BFloat16>(problem, per_batch_cfi);
+      return run<BFloat16Operands, c10::BFloat16>(problem, per_batch_cfi, parallel_for);
 #else
-      return run<Float32Operands, c10::BFloat16>(problem, per_batch_cfi);
+      return run<Float32Operands, c10::BFloat16>(problem, per_batch_cfi, parallel_for);
 #endif
   }
 }

@@ -3,14 +3,11 @@
 // scratch, the F x F logits in fp32 scratch (one sequence-head at a time per thread), softmax rows
 // with the diagonal and off-diagonal sums kept apart (off / (off + diag): no cancellation on
 // strongly diagonal rows), P V in fp32, the output rounded once to the input dtype.
-// Sequences are split over threads with at::parallel_for; each sequence's CFI is summed in double
-// in a fixed order by one thread, so results do not depend on the thread count.
+// Sequences are split over torch's threads (stable parallel_for); each sequence's CFI is summed in
+// double in a fixed order by one thread, so results do not depend on the thread count.
 
-#include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
-#include <c10/util/BFloat16.h>
-#include <c10/util/Half.h>
-#include <torch/library.h>
+#include <torch/headeronly/util/BFloat16.h>
+#include <torch/headeronly/util/Half.h>
 
 #include <algorithm>
 #include <cmath>
@@ -19,6 +16,8 @@
 #include <vector>
 
 #include "../tensor_problem.h"
+#include "../torch_stable.h"
+#include "cross_frame_intensity_kernel.h"
 
 namespace eav::cpu {
 namespace {
@@ -43,7 +42,7 @@ void temporal_attention(const TemporalAttentionProblem& p, float* per_sequence_c
   // ~1 MFLOP per task at least: small sequences are batched, large ones run one per task.
   const int64_t work = std::max<int64_t>(1, p.heads * frames * frames * (head_dim + value_dim));
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / work);
-  at::parallel_for(0, p.num_sequences, grain, [&](int64_t begin, int64_t end) {
+  torch::stable::parallel_for(0, p.num_sequences, grain, [&](int64_t begin, int64_t end) {
     std::vector<float> query(frames * head_dim), key(frames * head_dim), value(frames * value_dim);
     std::vector<float> logits(frames * frames), row_out(value_dim);
     for (int64_t sequence = begin; sequence < end; ++sequence) {
@@ -103,33 +102,33 @@ void temporal_attention(const TemporalAttentionProblem& p, float* per_sequence_c
 
 // query: [N_seq, H, F, D], key: [N_seq, Hk, F, D], value: [N_seq, Hk, F, Dv] (CPU, any strides)
 // -> out [N_seq, H, F, Dv] (query's dtype), lse [N_seq, H, F] float32, cfi [N_seq] float32
-std::tuple<at::Tensor, at::Tensor, at::Tensor> temporal_attention_with_cfi_cpu(
-    const at::Tensor& query, const at::Tensor& key, const at::Tensor& value, double scale) {
+std::tuple<Tensor, Tensor, Tensor> temporal_attention_with_cfi_cpu(const Tensor& query,
+                                                                   const Tensor& key,
+                                                                   const Tensor& value,
+                                                                   double scale) {
   TemporalAttentionProblem problem = make_temporal_attention_problem(query, key, value, scale);
-  TORCH_CHECK_VALUE(query.device().is_cpu(), "eav: the CPU kernel got a ", query.device(),
-                    " tensor");
-  // One sequence-head's F x F logits (4 F^2 bytes) per thread: cap F as the CFI kernel does.
-  constexpr int64_t kMaxFrames = 16384;
-  TORCH_CHECK_VALUE(problem.num_frames <= kMaxFrames, "eav: num_frames (", problem.num_frames,
-                    ") exceeds the CPU kernel's maximum (", kMaxFrames, ")");
-  at::Tensor out = at::empty({problem.num_sequences, problem.heads, problem.num_frames,
-                              problem.value_dim}, query.options());
-  const auto float_options = query.options().dtype(at::kFloat);
-  at::Tensor lse = at::empty({problem.num_sequences, problem.heads, problem.num_frames}, float_options);
-  at::Tensor cfi = at::empty({problem.num_sequences}, float_options);
+  EAV_CHECK(query.is_cpu(), "eav: the CPU kernel got a ", device_string(query.device()),
+            " tensor");
+  EAV_CHECK(problem.num_frames <= kMaxFrames, "eav: num_frames (", problem.num_frames,
+            ") exceeds the CPU kernel's maximum (", kMaxFrames, ")");
+  Tensor out = torch::stable::new_empty(
+      query, {problem.num_sequences, problem.heads, problem.num_frames, problem.value_dim});
+  Tensor lse = torch::stable::new_empty(
+      query, {problem.num_sequences, problem.heads, problem.num_frames}, ScalarType::Float);
+  Tensor cfi = torch::stable::new_empty(query, {problem.num_sequences}, ScalarType::Float);
   problem.out = out.data_ptr();
-  problem.lse = lse.data_ptr<float>();
+  problem.lse = static_cast<float*>(lse.data_ptr());
   for (int dim = 0; dim < 4; ++dim) problem.out_strides[dim] = out.stride(dim);
-  float* per_sequence_cfi = cfi.data_ptr<float>();
+  float* per_sequence_cfi = static_cast<float*>(cfi.data_ptr());
   switch (problem.scalar_kind) {
     case ScalarKind::Float32:
       temporal_attention<float>(problem, per_sequence_cfi);
       break;
     case ScalarKind::Float16:
-      temporal_attention<c10::Half>(problem, per_sequence_cfi);
+      temporal_attention<torch::headeronly::Half>(problem, per_sequence_cfi);
       break;
     case ScalarKind::BFloat16:
-      temporal_attention<c10::BFloat16>(problem, per_sequence_cfi);
+      temporal_attention<torch::headeronly::BFloat16>(problem, per_sequence_cfi);
       break;
   }
   return {out, lse, cfi};
@@ -137,8 +136,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> temporal_attention_with_cfi_cpu(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(eav, CPU, m) {
-  m.impl("temporal_attention_with_cfi", &temporal_attention_with_cfi_cpu);
+STABLE_TORCH_LIBRARY_IMPL(eav, CPU, m) {
+  m.impl("temporal_attention_with_cfi", TORCH_BOX(&temporal_attention_with_cfi_cpu));
 }
 
 }  // namespace eav::cpu

@@ -35,6 +35,7 @@
 #include "block_reduce.cuh"
 #include "frame_tile.cuh"
 #include "row_softmax.cuh"
+#include "static_switch.h"
 
 namespace eav::cuda {
 namespace {
@@ -43,9 +44,6 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kPositionsPerBlock = 8;   // 8 positions x up to 3 query tiles (F <= 48) = 24 items
 constexpr int kReduceThreads = 256;
-constexpr float kLog2e = 1.4426950408889634f;
-
-__host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Where block `block` works: q[b, h] and k[b, h / (H / Hk)] (element pointers), its first
 // spatial position and how many positions it has (<= kPositionsPerBlock).
@@ -177,45 +175,11 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) partials[blockIdx.x] = total;
 }
 
-bool aligned_16_bytes(const void* pointer, const int64_t (&strides)[4]) {
-  // 8 elements of 2 bytes: every row start is 16-byte aligned when the base is and the batch,
-  // head and token strides are multiples of 8 elements.
-  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0 && strides[0] % 8 == 0 &&
-         strides[1] % 8 == 0 && strides[2] % 8 == 0 && strides[3] == 1;
-}
-
-template <typename Element, int kDimChunks>
-void launch_mma(const CrossFrameProblem& p, bool vectorized, int64_t blocks, float* partials,
-                cudaStream_t stream) {
-  if (vectorized) {
-    cross_frame_intensity_mma_kernel<Element, kDimChunks, true>
-        <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
-  } else {
-    cross_frame_intensity_mma_kernel<Element, kDimChunks, false>
-        <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
-  }
-}
-
-template <typename Element>
-void launch_mma_for_head_dim(const CrossFrameProblem& p, bool vectorized, int64_t blocks,
-                             float* partials, cudaStream_t stream) {
-  // Query fragments live in registers: 8 per 32 head dims per lane. Three sizes cover the models
-  // of eav_kernels/presets.py (64, 72, 128) without spending registers on padding dims.
-  if (p.head_dim <= 64) {
-    launch_mma<Element, 2>(p, vectorized, blocks, partials, stream);
-  } else if (p.head_dim <= 128) {
-    launch_mma<Element, 4>(p, vectorized, blocks, partials, stream);
-  } else {
-    launch_mma<Element, 8>(p, vectorized, blocks, partials, stream);
-  }
-}
-
 constexpr int64_t kMaxMmaHeadDim = 256;
 
 }  // namespace
 
-int64_t cross_frame_intensity_partial_count(const CrossFrameProblem& problem,
-                                            int /*compute_capability_major*/) {
+int64_t cross_frame_intensity_partial_count(const CrossFrameProblem& problem) {
   return problem.batch * problem.heads * ceil_div(problem.spatial, kPositionsPerBlock);
 }
 
@@ -225,35 +189,27 @@ cudaError_t launch_cross_frame_intensity(const CrossFrameProblem& p, int compute
   if (p.num_frames == 1) {  // no cross-frame pairs: CFI is 0 by definition
     return cudaMemsetAsync(per_batch_cfi, 0, sizeof(float) * p.batch, stream);
   }
-  const int64_t blocks = cross_frame_intensity_partial_count(p, compute_capability_major);
+  const int64_t blocks = cross_frame_intensity_partial_count(p);
   if (blocks > INT_MAX || p.batch > INT_MAX || p.num_frames > INT_MAX || p.head_dim > INT_MAX) {
     return cudaErrorInvalidValue;
   }
   const bool tensor_cores = compute_capability_major >= 8 &&
                             p.scalar_kind != ScalarKind::Float32 && p.head_dim <= kMaxMmaHeadDim;
+  const unsigned grid = static_cast<unsigned>(blocks);
   if (tensor_cores) {
-    const bool vectorized = p.head_dim % 8 == 0 && aligned_16_bytes(p.query, p.query_strides) &&
-                            aligned_16_bytes(p.key, p.key_strides);
-    if (p.scalar_kind == ScalarKind::BFloat16) {
-      launch_mma_for_head_dim<__nv_bfloat16>(p, vectorized, blocks, partials, stream);
-    } else {
-      launch_mma_for_head_dim<__half>(p, vectorized, blocks, partials, stream);
-    }
+    const bool vectorized = query_key_rows_vectorizable(p);
+    EAV_HALF_TYPE_SWITCH(p.scalar_kind, Element, [&] {
+      EAV_DIM_CHUNKS_SWITCH(p.head_dim, kDimChunks, [&] {
+        EAV_BOOL_SWITCH(vectorized, kVectorized, [&] {
+          cross_frame_intensity_mma_kernel<Element, kDimChunks, kVectorized>
+              <<<grid, kThreads, 0, stream>>>(p, partials);
+        });
+      });
+    });
   } else {
-    switch (p.scalar_kind) {
-      case ScalarKind::Float32:
-        cross_frame_intensity_simt_kernel<float>
-            <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
-        break;
-      case ScalarKind::Float16:
-        cross_frame_intensity_simt_kernel<__half>
-            <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
-        break;
-      case ScalarKind::BFloat16:
-        cross_frame_intensity_simt_kernel<__nv_bfloat16>
-            <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, partials);
-        break;
-    }
+    EAV_SCALAR_TYPE_SWITCH(p.scalar_kind, Element, [&] {
+      cross_frame_intensity_simt_kernel<Element><<<grid, kThreads, 0, stream>>>(p, partials);
+    });
   }
   cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) return error;

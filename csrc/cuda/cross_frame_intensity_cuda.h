@@ -10,13 +10,13 @@
 
 namespace eav::cuda {
 
-// Number of float partials the launch writes (one per thread block): the size of the `partials`
-// buffer the caller allocates on the device. `compute_capability_major` is the device's (8 for
-// sm_80/86/89, 9 for sm_90): it picks the tensor-core kernel (>= 8) or the SIMT kernel.
-int64_t cross_frame_intensity_partial_count(const CrossFrameProblem& problem,
-                                            int compute_capability_major);
+// Number of float partials the launch writes (one per thread block of either kernel): the size of
+// the `partials` buffer the caller allocates on the device.
+int64_t cross_frame_intensity_partial_count(const CrossFrameProblem& problem);
 
-// Runs the CFI kernel and the fixed-order reduction on `stream`:
+// Runs the CFI kernel and the fixed-order reduction on `stream`. `compute_capability_major` is
+// the device's (8 for sm_80/86/89, 9 for sm_90): it picks the tensor-core kernel (>= 8) or the
+// SIMT kernel.
 //   partials:      [partial_count] float32 device scratch (fully overwritten)
 //   per_batch_cfi: [problem.batch] float32 device output
 // Returns the first launch error (cudaSuccess when both kernels were enqueued).

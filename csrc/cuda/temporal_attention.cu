@@ -44,6 +44,7 @@
 #include "frame_tile.cuh"
 #include "mma.cuh"
 #include "row_softmax.cuh"
+#include "static_switch.h"
 
 namespace eav::cuda {
 namespace {
@@ -54,10 +55,6 @@ constexpr int kRowsPerBlock = 128;      // query rows a block aims at (8 m16 til
 constexpr int kReduceThreads = 128;
 constexpr int kSimtValuesPerLane = 8;   // SIMT: value dims per lane per pass (256 per warp)
 constexpr int64_t kMaxMmaDim = 256;
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
-
-__host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 __host__ __device__ inline int64_t query_tiles_of(const TemporalAttentionProblem& p) {
   return ceil_div(p.num_frames, kFrameTile);
@@ -320,40 +317,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-bool aligned_16_bytes(const void* pointer, const int64_t (&strides)[4]) {
-  // 8 elements of 2 bytes: every row start is 16-byte aligned when the base is and the sequence,
-  // head and frame strides are multiples of 8 elements.
-  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0 && strides[0] % 8 == 0 &&
-         strides[1] % 8 == 0 && strides[2] % 8 == 0 && strides[3] == 1;
-}
-
-template <typename Element, int kDimChunks>
-void launch_mma(const TemporalAttentionProblem& p, bool vectorized, int64_t blocks,
-                int64_t sequences_per_block, float* partials, cudaStream_t stream) {
-  if (vectorized) {
-    temporal_attention_mma_kernel<Element, kDimChunks, true>
-        <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, sequences_per_block, partials);
-  } else {
-    temporal_attention_mma_kernel<Element, kDimChunks, false>
-        <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, sequences_per_block, partials);
-  }
-}
-
-template <typename Element>
-void launch_mma_for_dims(const TemporalAttentionProblem& p, bool vectorized, int64_t blocks,
-                         int64_t sequences_per_block, float* partials, cudaStream_t stream) {
-  // q fragments (8 registers per 32 head dims) and the output accumulator (16 floats per 32 value
-  // dims) live in registers: three sizes cover D = 40, 64, 72, 128 without much padding.
-  const int64_t dims = p.head_dim > p.value_dim ? p.head_dim : p.value_dim;
-  if (dims <= 64) {
-    launch_mma<Element, 2>(p, vectorized, blocks, sequences_per_block, partials, stream);
-  } else if (dims <= 128) {
-    launch_mma<Element, 4>(p, vectorized, blocks, sequences_per_block, partials, stream);
-  } else {
-    launch_mma<Element, 8>(p, vectorized, blocks, sequences_per_block, partials, stream);
-  }
-}
-
 }  // namespace
 
 int64_t temporal_attention_partial_count(const TemporalAttentionProblem& problem) {
@@ -370,29 +333,22 @@ cudaError_t launch_temporal_attention(const TemporalAttentionProblem& p, int com
   }
   const bool tensor_cores = compute_capability_major >= 8 && p.scalar_kind != ScalarKind::Float32 &&
                             p.head_dim <= kMaxMmaDim && p.value_dim <= kMaxMmaDim;
+  const unsigned grid = static_cast<unsigned>(blocks);
   if (tensor_cores) {
-    const bool vectorized = p.head_dim % 8 == 0 && aligned_16_bytes(p.query, p.query_strides) &&
-                            aligned_16_bytes(p.key, p.key_strides);
-    if (p.scalar_kind == ScalarKind::BFloat16) {
-      launch_mma_for_dims<__nv_bfloat16>(p, vectorized, blocks, sequences_per_block, partials, stream);
-    } else {
-      launch_mma_for_dims<__half>(p, vectorized, blocks, sequences_per_block, partials, stream);
-    }
+    const bool vectorized = query_key_rows_vectorizable(p);
+    const int64_t dims = p.head_dim > p.value_dim ? p.head_dim : p.value_dim;
+    EAV_HALF_TYPE_SWITCH(p.scalar_kind, Element, [&] {
+      EAV_DIM_CHUNKS_SWITCH(dims, kDimChunks, [&] {
+        EAV_BOOL_SWITCH(vectorized, kVectorized, [&] {
+          temporal_attention_mma_kernel<Element, kDimChunks, kVectorized>
+              <<<grid, kThreads, 0, stream>>>(p, sequences_per_block, partials);
+        });
+      });
+    });
   } else {
-    switch (p.scalar_kind) {
-      case ScalarKind::Float32:
-        temporal_attention_simt_kernel<float>
-            <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, sequences_per_block, partials);
-        break;
-      case ScalarKind::Float16:
-        temporal_attention_simt_kernel<__half>
-            <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, sequences_per_block, partials);
-        break;
-      case ScalarKind::BFloat16:
-        temporal_attention_simt_kernel<__nv_bfloat16>
-            <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, sequences_per_block, partials);
-        break;
-    }
+    EAV_SCALAR_TYPE_SWITCH(p.scalar_kind, Element, [&] {
+      temporal_attention_simt_kernel<Element><<<grid, kThreads, 0, stream>>>(p, sequences_per_block, partials);
+    });
   }
   cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) return error;
