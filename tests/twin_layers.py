@@ -125,7 +125,7 @@ if not FLASH_ATTN_INSTALLED and not hasattr(torch.ops.flash_attn, "_flash_attn_f
         out = torch.cat([  # [total, H, D]: each packed sequence attends within itself
             F.scaled_dot_product_attention(
                 q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1),
-                scale=softmax_scale, is_causal=causal,
+                scale=softmax_scale, is_causal=causal, enable_gqa=q.shape[1] != k.shape[1],
             ).transpose(0, 1)
             for a, b in zip(starts[:-1], starts[1:])
         ])
