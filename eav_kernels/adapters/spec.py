@@ -1,95 +1,12 @@
-"""``AdapterSpec``: what the shared machinery needs to know about one diffusers transformer.
+"""``AdapterSpec`` for diffusers transformers: the engine's public spec (eav_kernels/engine/spec.py),
+re-exported here where the diffusers specs (``models.py``) have always found it.
 
-A spec is data: which modules are the self-attention layers, where text tokens sit in the
-sequence those layers hand to attention, how to read the latent frame count off a forward's
-arguments, and where the score must go when the plain placement would be erased. Adding a model
-costs one spec in ``models.py`` and one test, never a copied attention processor.
-
-Assumptions the machinery checks at run time (a layer that breaks them raises, it is never
-silently skipped):
-
-- a targeted layer's first argument (``hidden_states``, ``[B, N_video, C]``) holds exactly the
-  layer's video tokens, frame-major; joint-attention layers take text as ``encoder_hidden_states``;
-- the layer calls ``torch.nn.functional.scaled_dot_product_attention`` (directly, or through
-  diffusers' ``dispatch_attention_fn`` with the native backend) with ``[B, H, N, D]`` q/k/v whose
-  token axis is ``[text; video]`` (``text="first"``), ``[video; text]`` (``"last"``) or video only;
-- the layer returns its video output as a tensor ``[B, N_video, C]``, or as the first element of
-  a ``(video, text)`` tuple.
+A spec is data: adding a diffusers model costs one spec in ``models.py`` and one test, never a
+copied attention processor. What a targeted layer must look like: the engine's spec docstring.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping
+from ..engine.spec import AdapterSpec, TextPosition, find_spec
 
-import torch
-
-TextPosition = Literal["first", "last"]
-
-
-@dataclass(frozen=True)
-class AdapterSpec:
-    """How Enhance-A-Video attaches to one diffusers transformer class.
-
-    Attributes:
-        model: the transformer's class name (subclasses match too).
-        self_attention: regex, ``re.fullmatch``-ed against ``named_modules()`` names: the
-            self-attention layers to enhance. Cross-attention and text-only layers stay out.
-        text: where text tokens sit in the q/k/v the layer hands to attention: ``"first"``,
-            ``"last"`` or ``None`` (video only). Text tokens are never scaled.
-        num_frames: ``(transformer, forward_arguments) -> int``: latent frames of this forward
-            after temporal patching (the ``F`` of every targeted layer's frame-major tokens).
-            ``forward_arguments`` maps the transformer's forward parameter names to this call's
-            values.
-        residual_branch: ``None``, or the name (relative to the attention layer's parent block)
-            of the module whose output is the layer's video branch as added to the residual.
-            Set when the block normalises the attention output before the residual add, which
-            would erase a scalar applied earlier; the score then goes there for both placements.
-        timestep_rises: ``True`` when the model's ``timestep`` grows while denoising.
-        notes: the traps found in this model, for the docs and the next reader.
-    """
-
-    model: str
-    self_attention: str
-    text: TextPosition | None
-    num_frames: Callable[[torch.nn.Module, Mapping[str, Any]], int]
-    residual_branch: str | None = None
-    timestep_rises: bool = False
-    notes: str = ""
-
-    def video_token_range(self, sequence_length: int, video_token_count: int) -> slice:
-        """The video tokens' slice of a ``sequence_length``-token attention call."""
-        if video_token_count > sequence_length or (
-            self.text is None and video_token_count != sequence_length
-        ):
-            raise ValueError(
-                f"{self.model}: attention sequence of {sequence_length} tokens cannot hold the "
-                f"layer's {video_token_count} video tokens with text={self.text!r}"
-            )
-        if self.text == "first":
-            return slice(sequence_length - video_token_count, sequence_length)
-        return slice(0, video_token_count)
-
-    def targeted_layers(self, transformer: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-        """``[(name, module)]`` of the self-attention layers, in model order; raises if none."""
-        pattern = re.compile(self.self_attention)
-        layers = [(name, m) for name, m in transformer.named_modules() if pattern.fullmatch(name)]
-        if not layers:
-            raise ValueError(
-                f"the {self.model} adapter's self_attention pattern {self.self_attention!r} "
-                f"matches no module of this {type(transformer).__name__}: the diffusers layout "
-                "changed, nothing would be enhanced"
-            )
-        return layers
-
-
-def find_spec(transformer: torch.nn.Module, specs: Mapping[str, AdapterSpec]) -> AdapterSpec:
-    """The spec of ``transformer``'s class (or nearest base class); raises listing the supported."""
-    for cls in type(transformer).__mro__:
-        if cls.__name__ in specs:
-            return specs[cls.__name__]
-    raise TypeError(
-        f"Enhance-A-Video has no adapter for {type(transformer).__name__}; supported: "
-        f"{', '.join(sorted(specs))}"
-    )
+__all__ = ["AdapterSpec", "TextPosition", "find_spec"]

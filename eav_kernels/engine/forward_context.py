@@ -37,6 +37,14 @@ class ForwardContext:
     readers: dict[Any, AttentionReader] = field(default_factory=attention_readers)
     layer_modules: tuple[str, ...] = ()
 
+    @classmethod
+    def for_layers(cls, layers: list[tuple[str, torch.nn.Module]]) -> "ForwardContext":
+        """The context of a model whose ``(name, module)`` layers are enhanced; taps the
+        attention functions those layers can reach (taps.py)."""
+        context = cls(layer_modules=tuple(dict.fromkeys(type(layer).__module__ for _, layer in layers)))
+        install_taps(context.layer_modules)
+        return context
+
     def begin(self, model: torch.nn.Module, spec: AdapterSpec, config: Any,
               arguments: Mapping[str, Any]) -> None:
         """Read this forward's batch, frame count and denoising progress off the model's bound

@@ -28,16 +28,16 @@ from .spec import AdapterSpec
 class LayerEnhancement:
     """Enhance-A-Video on one self-attention layer (see the module docstring).
 
-    ``name``: the layer's module name (in messages and records); ``enhance_weight``: its ``w``;
-    ``context``: the model's ``ForwardContext``; ``signature``: the layer forward's signature.
+    ``name``, ``layer``: the layer's module name (in messages and records) and module;
+    ``enhance_weight``: its ``w``; ``context``: the model's ``ForwardContext``.
     """
 
-    def __init__(self, name: str, spec: AdapterSpec, config: Any, enhance_weight: float,
-                 context: ForwardContext, signature: inspect.Signature):
+    def __init__(self, name: str, layer: torch.nn.Module, spec: AdapterSpec, config: Any,
+                 enhance_weight: float, context: ForwardContext):
         self.name, self.spec, self.config, self.context = name, spec, config, context
         self.enhance_weight = enhance_weight
-        self.signature = signature
-        self.first_parameter = next(iter(signature.parameters))  # the video hidden states
+        self.signature = inspect.signature(layer.forward)
+        self.first_parameter = next(iter(self.signature.parameters))  # the video hidden states
         self.num_frames: int | None = None  # of the latest call
         self.last_score: torch.Tensor | None = None  # 0-d or [B]: the score of the latest call
         self.pending_residual_score: torch.Tensor | None = None  # for the residual branch

@@ -24,7 +24,6 @@ import torch
 from .forward_context import ForwardContext, bound_arguments
 from .layer import LayerEnhancement
 from .spec import AdapterSpec
-from .taps import install_taps
 
 _STATE = "_enhance_a_video"  # the attribute holding a module's EnhancedForward
 
@@ -60,12 +59,11 @@ def enhance_module(model: torch.nn.Module, spec: AdapterSpec, config: Any) -> No
         raise RuntimeError("Enhance-A-Video is already enabled on this model; remove it first")
     layers = spec.targeted_layers(model)
     weights = config.layer_weights([name for name, _ in layers])
-    context = ForwardContext(layer_modules=tuple(dict.fromkeys(type(layer).__module__ for _, layer in layers)))
-    install_taps(context.layer_modules)
+    context = ForwardContext.for_layers(layers)
     for name, layer in layers:
         if name not in weights:
             continue
-        enhancement = LayerEnhancement(name, spec, config, weights[name], context, inspect.signature(layer.forward))
+        enhancement = LayerEnhancement(name, layer, spec, config, weights[name], context)
         forward = _install(layer, _layer_runner(layer, enhancement))
         if spec.residual_branch is not None:
             branch = model.get_submodule(name.rpartition(".")[0]).get_submodule(spec.residual_branch)
