@@ -11,6 +11,7 @@ computing with SDPA: the engine finds them exactly where it finds the real ones.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.machinery
 import importlib.util
 import sys
@@ -49,7 +50,10 @@ def stand_in_packages():
     added = []
     for name, attribute, function in (("xformers.ops", "memory_efficient_attention", memory_efficient_attention),
                                       ("sageattention", "sageattn", sageattn)):
-        if name in sys.modules or importlib.util.find_spec(name.partition(".")[0]) is not None:
+        if name in sys.modules:
+            continue
+        if importlib.util.find_spec(name.partition(".")[0]) is not None:  # the real package
+            importlib.import_module(name)
             continue
         module = types.ModuleType(name)
         module.__spec__ = importlib.machinery.ModuleSpec(name, None)
@@ -65,7 +69,7 @@ def stand_in_packages():
 
 def _flash_varlen(q, k, v):  # [B, N, H, D], every sequence packed into [B*N, H, D]
     B, N = q.shape[:2]
-    starts = torch.arange(0, (B + 1) * N, N, dtype=torch.int32)
+    starts = torch.arange(0, (B + 1) * N, N, dtype=torch.int32, device=q.device)
     packed = [x.flatten(0, 1) for x in (q, k, v)]
     out = torch.ops.flash_attn._flash_attn_varlen_forward(*packed, starts, starts, N, N, 0.0, q.shape[-1] ** -0.5,
                                                          False)[0]
@@ -131,10 +135,14 @@ def _query_key(layer, args, kwargs):
     return q.transpose(1, 2), k.transpose(1, 2), layer.head_dim ** -0.5, FRAMES
 
 
-def case(attend: str) -> TwinCase:
+def case(attend: str, dim: int = 16, heads: int = 4, kv_heads: int = 2) -> TwinCase:
+    """The tiny model attending with ``attend``, ``heads`` query heads sharing ``kv_heads`` key
+    heads of ``dim // heads`` channels."""
     def inputs(batch_size, frames, generator, dtype=torch.float32):
-        return dict(hidden_states=torch.randn(batch_size, frames * POSITIONS, 16, generator=generator).to(dtype),
+        return dict(hidden_states=torch.randn(batch_size, frames * POSITIONS, dim, generator=generator).to(dtype),
                     num_frames=frames)
 
-    return TwinCase(attend, SPEC, lambda seed=5: randomise_(TinyVideoModel(attend), seed), inputs, _query_key,
-                    lambda layer: layer.proj, spatial_attention=r"$^")
+    def build(seed=5):
+        return randomise_(TinyVideoModel(attend, dim, heads, kv_heads), seed)
+
+    return TwinCase(attend, SPEC, build, inputs, _query_key, lambda layer: layer.proj, spatial_attention=r"$^")
