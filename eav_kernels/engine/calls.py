@@ -107,12 +107,15 @@ def read_dispatcher_backend(args: tuple, kwargs: dict) -> AttentionCall:
                          output_index=0 if kwargs.get("return_lse") else None)
 
 
-def flash_attn_reader(op: torch._ops.OpOverloadPacket) -> AttentionReader:
+def flash_attn_reader(op: torch._ops.OpOverloadPacket) -> AttentionReader | None:
     """flash-attn's forward ops (``flash_attn::_flash_attn_forward`` and ``_varlen_forward``,
     ``flash_attn_3::_flash_attn_forward``): q, k first, ``[B, N, H, D]``, or packed
     ``[total, H, D]`` with ``cu_seqlens_q``; ``softmax_scale``; the result's first element is
-    the output. Argument positions come from the op's schema (they differ between versions)."""
+    the output. Argument positions come from the op's schema (they differ between versions);
+    ``None`` for a version whose schema has no ``softmax_scale`` (not read rather than misread)."""
     names = [argument.name for argument in op.default._schema.arguments]
+    if "softmax_scale" not in names:
+        return None
     scale_index = names.index("softmax_scale")
     sequences_index = names.index("cu_seqlens_q") if "cu_seqlens_q" in names else None
 
@@ -213,8 +216,9 @@ def attention_readers() -> dict[Any, AttentionReader]:
             readers[op] = readers[op.default] = read_aten_attention
     for namespace, name in _FLASH_ATTN_OPS:
         op = _registered_op(namespace, name)
-        if op is not None:
-            readers[op] = readers[op.default] = flash_attn_reader(op)
+        reader = None if op is None else flash_attn_reader(op)
+        if reader is not None:
+            readers[op] = readers[op.default] = reader
     for softmax in _SOFTMAXES:
         readers[softmax] = read_softmax
     return readers
