@@ -164,3 +164,24 @@ def test_gpu_backends_match_native(case_and_model, backend, placement):
     allowed = (2 * largest_score * (plain - plain_native).abs().max()
                + 2 * torch.finfo(torch.bfloat16).eps * expected.abs().max())
     assert (out - expected).abs().max() <= allowed
+
+
+def test_taps_keep_an_unenhanced_attention_compilable_fullgraph():
+    """The taps stay in diffusers' registry after removal; an unenhanced Wan attention layer
+    through them still compiles without a graph break and computes what eager does."""
+    case = CASES["wan"]
+    model = case.build()
+    apply_enhance_a_video(model, EnhanceAVideoConfig())  # installs the taps
+    remove_enhance_a_video(model)
+    registry = _AttentionBackendRegistry._backends
+    assert type(registry[AttentionBackendName.NATIVE]).__name__ == "AttentionTap"
+    attention = model.blocks[0].attn1
+    hidden = torch.randn(2, 12, 16, generator=torch.Generator().manual_seed(3))
+    torch._dynamo.reset()
+    try:
+        with torch.no_grad():
+            compiled = torch.compile(attention, fullgraph=True)(hidden)
+            eager = attention(hidden)
+    finally:
+        torch._dynamo.reset()
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
