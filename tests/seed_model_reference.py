@@ -18,6 +18,7 @@ import torch
 import eav_kernels as eav
 import twin_open_sora
 import twin_open_sora_plan
+from adapters_tiny_models import _times  # score x tensor, batch-major, rounded once
 from eav_kernels.engine import OPEN_SORA_PLAN_V1_1, OPEN_SORA_PLAN_V1_2, OPEN_SORA_V1_2, AdapterSpec
 
 # (layer, layer args, layer kwargs) -> (q [B', H, N, D], k [B', H, N, D], scale, num_frames)
@@ -75,14 +76,6 @@ def run(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
 def targeted_layers(model: torch.nn.Module, case: TwinCase) -> list[str]:
     pattern = re.compile(case.spec.self_attention)
     return [name for name, _ in model.named_modules() if pattern.fullmatch(name)]
-
-
-def _times(tensor: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """tensor [B', ...] * score (0-d or [B], B' = B * k batch-major), in float32, rounded once."""
-    if score.dim() == 1:
-        score = score.repeat_interleave(tensor.shape[0] // score.shape[0])
-        score = score.reshape((-1,) + (1,) * (tensor.dim() - 1))
-    return (tensor.float() * score).to(tensor.dtype)
 
 
 def reference_output(model, case: TwinCase, inputs: dict, weights: dict[str, float], *,
