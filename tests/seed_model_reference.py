@@ -89,7 +89,7 @@ def reference_output(model, case: TwinCase, inputs: dict, weights: dict[str, flo
     def score_layer(name):
         def hook(layer, args, kwargs):
             q, k, scale, frames = case.query_key(layer, args, kwargs)
-            cfi = eav.cross_frame_intensity_reference(q, k, frames, scale=scale, per_batch=True)  # [B'] f64
+            cfi = eav.cross_frame_intensity_reference(q, k, frames, scale=scale, per_sample=True)  # [B'] f64
             cfi = cfi.view(batch_size, -1).mean(1) if per_sample else cfi.mean()
             scores[name] = (cfi * (frames + weights[name])).clamp(min=1.0).float()
         return hook

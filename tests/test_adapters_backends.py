@@ -56,7 +56,7 @@ def _reference(model, case, inputs, placement):
 
 
 def _enhanced(model, inputs, placement, recorder=None):
-    apply_enhance_a_video(model, EnhanceAVideoConfig(weight=4.0, placement=placement, recorder=recorder))
+    apply_enhance_a_video(model, EnhanceAVideoConfig(enhance_weight=4.0, placement=placement, recorder=recorder))
     try:
         return run(model, inputs)  # under torch.no_grad(): flex has no CPU backward
     finally:
@@ -116,7 +116,7 @@ def test_third_party_backend_never_calling_sdpa(case_and_model, placement):
         calls.append(query.shape)
         return _hand_written_attention(query, key, value, attn_mask, scale)
 
-    apply_enhance_a_video(model, EnhanceAVideoConfig(weight=4.0, placement=placement))
+    apply_enhance_a_video(model, EnhanceAVideoConfig(enhance_weight=4.0, placement=placement))
     try:
         with registered_backend(AttentionBackendName._NATIVE_CUDNN, backend), \
                 attention_backend(model, "_native_cudnn"):

@@ -68,9 +68,9 @@ def test_leading_axes_fold_into_the_first(generator):
     means are the ``[B, H, N, N]`` map's per-batch CFIs."""
     q, k = random_query_key(2, 3, 4, 5, 16, torch.float32, generator=generator)
     attention_map = _hand_written_map(q, k, 0.25)
-    per_batch = cross_frame_intensity_from_map(attention_map, 4, slice(0, 20))
+    per_sample = cross_frame_intensity_from_map(attention_map, 4, slice(0, 20))
     per_head = cross_frame_intensity_from_map(attention_map.flatten(0, 1), 4, slice(0, 20))
-    torch.testing.assert_close(per_head.view(2, 3).mean(1), per_batch)
+    torch.testing.assert_close(per_head.view(2, 3).mean(1), per_sample)
 
 
 class _LargestAllocation(TorchDispatchMode):

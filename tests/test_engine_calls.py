@@ -43,7 +43,7 @@ def test_every_attention_call_is_seen(attend, placement, per_sample):
     weights = {f"blocks.{i}": WEIGHT for i in range(2)}
     expected, _ = reference_output(model, tiny, inputs, weights, placement=placement, per_sample=per_sample)
     assert (expected - run(model, inputs)).abs().max() > 1e-3, "enhancement changed nothing: the test is blind"
-    config = eav.EnhanceAVideoConfig(weight=WEIGHT, placement=placement, per_sample=per_sample)
+    config = eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, placement=placement, per_sample=per_sample)
     torch.testing.assert_close(_enhanced(model, tiny.spec, config, inputs), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -60,7 +60,7 @@ def test_a_function_imported_by_name_into_the_layer_module_is_seen():
     try:
         inputs = tiny.inputs(2, engine_tiny_models.FRAMES, torch.Generator().manual_seed(12))
         expected, _ = reference_output(model, tiny, inputs, {"blocks.0": WEIGHT, "blocks.1": WEIGHT})
-        out = _enhanced(model, tiny.spec, eav.EnhanceAVideoConfig(weight=WEIGHT), inputs)
+        out = _enhanced(model, tiny.spec, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT), inputs)
         assert isinstance(engine_tiny_models.sageattn_bound, AttentionTap)
         torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     finally:
@@ -90,7 +90,7 @@ def test_another_torch_function_mode_underneath_is_kept():
     inputs = tiny.inputs(2, engine_tiny_models.FRAMES, torch.Generator().manual_seed(13))
     expected, _ = reference_output(model, tiny, inputs, {"blocks.0": WEIGHT, "blocks.1": WEIGHT})
     with torch.device("cpu"):
-        out = _enhanced(model, tiny.spec, eav.EnhanceAVideoConfig(weight=WEIGHT), inputs)
+        out = _enhanced(model, tiny.spec, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT), inputs)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 

@@ -38,7 +38,7 @@ def test_real_attention_library_is_seen(attend, placement):
     with stand_in_packages():
         expected, _ = reference_output(model, tiny, inputs, weights, placement=placement)
         assert (expected - run(model, inputs)).abs().max() > 1e-2, "enhancement changed nothing: the test is blind"
-        eav.enhance_module(model, tiny.spec, eav.EnhanceAVideoConfig(weight=4.0, placement=placement))
+        eav.enhance_module(model, tiny.spec, eav.EnhanceAVideoConfig(enhance_weight=4.0, placement=placement))
         try:
             out = run(model, inputs)
         finally:

@@ -30,7 +30,7 @@ def _inputs(case, batch_size=2, frames=FRAMES, seed=3, **kwargs):
 
 
 def _config(**kwargs):
-    return eav.EnhanceAVideoConfig(weight=WEIGHT, **kwargs)
+    return eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, **kwargs)
 
 
 def _enhanced(model, case, config, inputs):

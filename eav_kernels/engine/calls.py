@@ -51,6 +51,9 @@ class AttentionCall:
             sequence, one per batch element; ``None`` for dense calls.
         from_probabilities: the call is a softmax whose result is the attention map
             ``[..., N, N]``; the CFI is read from that map (attention_map.py).
+        sdpa_arguments: for an ``F.scaled_dot_product_attention`` call, all its arguments by
+            name: the capture hands such a call to the dispatch core, which computes its output
+            and CFI together (the fused temporal kernel where a backend has one).
     """
 
     query: torch.Tensor | None
@@ -60,6 +63,7 @@ class AttentionCall:
     output_index: int | None = None
     sequences: list[slice] | None = None
     from_probabilities: bool = False
+    sdpa_arguments: dict[str, Any] | None = None
 
     def output(self, result: Any) -> torch.Tensor:
         """The attention output (or map) inside the call's result."""
@@ -85,12 +89,15 @@ def _heads_first(tensor: torch.Tensor) -> torch.Tensor:  # [B, N, H, D] -> [B, H
     return tensor.transpose(1, 2)
 
 
+_SDPA_PARAMETERS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+_SDPA_DEFAULTS = {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False}
+
+
 def read_sdpa(args: tuple, kwargs: dict) -> AttentionCall:
     """``F.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal,
-    scale, enable_gqa)`` on ``[B, H, N, D]``; also the aten ops (q, k first, ``scale=``
-    keyword), whose result is a tuple starting with the output."""
-    return AttentionCall(args[0] if args else kwargs["query"], _argument(args, kwargs, 1, "key"),
-                         _argument(args, kwargs, 6, "scale"), token_dim=2)
+    scale, enable_gqa)`` on ``[B, H, N, D]``."""
+    call = dict(_SDPA_DEFAULTS, **dict(zip(_SDPA_PARAMETERS, args)), **kwargs)
+    return AttentionCall(call["query"], call["key"], call["scale"], token_dim=2, sdpa_arguments=call)
 
 
 def read_aten_attention(args: tuple, kwargs: dict) -> AttentionCall:

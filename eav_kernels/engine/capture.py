@@ -22,6 +22,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from ..api import cross_frame_intensity, scale_video_tokens
+from ..dispatch import attention_with_cross_frame_intensity
+from ..problem import attention_problem
 from .attention_map import cross_frame_intensity_from_map
 from .calls import AttentionCall
 from .taps import AttentionTap
@@ -69,6 +71,8 @@ class AttentionCapture(TorchFunctionMode):
         if call.from_probabilities:
             result = func(*args, **kwargs)  # the map: the CFI is read off it
             cfi, targets = self._intensity_from_map(call.output(result))
+        elif call.sdpa_arguments is not None and self.sharded is None:
+            result, cfi, targets = self._sdpa_through_core(call.sdpa_arguments)
         else:
             cfi, targets = self._intensity(call, call_index)
             result = func(*args, **kwargs)
@@ -82,6 +86,18 @@ class AttentionCapture(TorchFunctionMode):
         # steps is an affine combination, so the merged output is scaled by it too.
         score = self.layer.score_from(self.last_cfi)
         return call.with_output(result, _scale_targets(call.output(result), score, targets, call.token_dim))
+
+    def _sdpa_through_core(self, sdpa: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """An ``F.scaled_dot_product_attention`` call run by the dispatch core: ``(out
+        [B, H, N, Dv] unscaled, cfi [B] float32, targets)``. A pure temporal call (Latte's and
+        Open-Sora-Plan's temporal blocks) runs the fused temporal kernel where a backend has one."""
+        video = self.layer.spec.video_token_range(sdpa["query"].shape[2], self.video_token_count)
+        problem = attention_problem(
+            sdpa["query"], sdpa["key"], sdpa["value"], sdpa["attn_mask"], sdpa["dropout_p"], sdpa["is_causal"],
+            sdpa["scale"], sdpa["enable_gqa"], self.num_frames, video,
+        )
+        out, cfi = attention_with_cross_frame_intensity(problem, self.layer.config.backend)
+        return out, cfi, [(video, None)]
 
     def _intensity(self, call: AttentionCall, call_index: int) -> tuple[torch.Tensor | None, list]:
         """``(cfi [B_call] or None, targets)``: ``targets`` are the output regions to scale,
@@ -105,7 +121,7 @@ class AttentionCapture(TorchFunctionMode):
                 rows = slice(sequence.start + video.start, sequence.start + video.stop)
                 cfis.append(cross_frame_intensity(  # [B] float32
                     query[:, :, rows], key[:, :, rows], self.num_frames,
-                    scale=call.scale, per_batch=True, backend=backend,
+                    scale=call.scale, per_sample=True, backend=backend,
                 ))
                 targets.append((rows, None if call.sequences is None else index))
         return torch.cat(cfis), targets

@@ -3,7 +3,7 @@
     import eav_kernels as eav
     from eav_kernels.engine import OPEN_SORA_V1_2
 
-    eav.enhance_module(model, OPEN_SORA_V1_2, eav.EnhanceAVideoConfig(weight=4.0))
+    eav.enhance_module(model, OPEN_SORA_V1_2, eav.EnhanceAVideoConfig(enhance_weight=4.0))
     ...                                   # sample as usual
     eav.remove_enhancement(model)         # back to the original model, bit for bit
 

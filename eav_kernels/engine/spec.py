@@ -13,7 +13,7 @@ score must go when the plain placement would be erased. A user's own model is on
         num_frames=lambda model, args: args["x"].shape[2],   # [B, C, F, H, W] -> F latent frames
         video_input="x",                                 # the forward argument holding the latents
     )
-    eav.enhance_module(model, spec, eav.EnhanceAVideoConfig(weight=4.0))
+    eav.enhance_module(model, spec, eav.EnhanceAVideoConfig(enhance_weight=4.0))
 
 What a targeted layer must look like (checked at run time: a layer that breaks an assumption
 raises, it is never silently skipped):
