@@ -13,6 +13,7 @@ import eav_kernels as eav
 from eav_kernels.engine import AdapterSpec, enhance_module, remove_enhancement
 from eav_kernels.telemetry import CFIRecorder
 from seed_model_reference import CASES, reference_output, run, targeted_layers
+from output_checks import assert_changed, assert_matches
 
 ALL = sorted(CASES)
 FRAMES = 5
@@ -41,14 +42,6 @@ def _enhanced(model, case, config, inputs):
         remove_enhancement(model)
 
 
-def _close(actual, expected):
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
-
-
-def _differs(a, b, at_least=1e-3):
-    assert (a - b).abs().max().item() > at_least, "enhancement changed nothing: the test is blind"
-
-
 def _all_layers(model, case):
     return {name: WEIGHT for name in targeted_layers(model, case)}
 
@@ -60,9 +53,9 @@ def test_matches_reference_and_scores(case_and_model, placement):
     case, model = case_and_model
     inputs = _inputs(case)
     expected, expected_scores = reference_output(model, case, inputs, _all_layers(model, case), placement=placement)
-    _differs(expected, run(model, inputs))
+    assert_changed(expected, run(model, inputs))
     recorder = CFIRecorder()
-    _close(_enhanced(model, case, _config(placement=placement, recorder=recorder), inputs), expected)
+    assert_matches(_enhanced(model, case, _config(placement=placement, recorder=recorder), inputs), expected)
     recorded = recorder.to_dict()["forwards"][0]["layers"]
     assert sorted(recorded) == sorted(expected_scores)
     for name, score in expected_scores.items():
@@ -74,14 +67,14 @@ def test_per_sample_scores(case_and_model, placement):
     case, model = case_and_model
     one = _inputs(case, batch_size=1)
     twins = {key: torch.cat([value, value]) for key, value in one.items()}  # cond == uncond
-    _close(_enhanced(model, case, _config(per_sample=True, placement=placement), twins),
+    assert_matches(_enhanced(model, case, _config(per_sample=True, placement=placement), twins),
            _enhanced(model, case, _config(placement=placement), twins))
     inputs = _inputs(case)
     expected, _ = reference_output(model, case, inputs, _all_layers(model, case), placement=placement,
                                    per_sample=True)
     out = _enhanced(model, case, _config(per_sample=True, placement=placement), inputs)
-    _close(out, expected)
-    _differs(out, _enhanced(model, case, _config(placement=placement), inputs), at_least=1e-5)
+    assert_matches(out, expected)
+    assert_changed(out, _enhanced(model, case, _config(placement=placement), inputs), at_least=1e-5)
 
 
 def test_only_targeted_layers_change(case_and_model):
@@ -114,8 +107,8 @@ def test_only_targeted_layers_change(case_and_model):
             args, kwargs, output = seen[name]
             original = module(*args, **kwargs)
             if name in scores:
-                _close(output, original * scores[name]["score"])
-                _differs(output, original)
+                assert_matches(output, original * scores[name]["score"])
+                assert_changed(output, original)
             else:
                 assert torch.equal(output, original), name
 
@@ -131,7 +124,7 @@ def test_removal_restores_the_model_bit_for_bit(case_and_model):
     inputs = _inputs(case)
     base = run(model, inputs)
     enhance_module(model, case.spec, _config())
-    _differs(run(model, inputs), base)
+    assert_changed(run(model, inputs), base)
     remove_enhancement(model)
     assert torch.equal(run(model, inputs), base)
     assert all("forward" not in module.__dict__ for module in model.modules())
@@ -147,7 +140,7 @@ def test_bfloat16(case_and_model):
     model_bf16 = _bf16(case.build())
     out = _enhanced(model_bf16, case, _config(), _bf16(inputs)).float()
     assert out.isfinite().all()
-    _differs(expected, run(model, inputs), at_least=1e-1)
+    assert_changed(expected, run(model, inputs), at_least=1e-1)
     largest_score = max(float(score.max()) for score in scores.values())
     assert (out - expected).abs().max() <= 2 * largest_score * plain_error
 
@@ -165,8 +158,8 @@ def test_open_sora_flash_path_is_seen():
     model = case.build(enable_flash_attn=True)
     inputs = _inputs(case, batch_size=1, height=2, width=2)  # S = 1: temporal batch 1 < 5 frames
     expected, _ = reference_output(model, case, inputs, _all_layers(model, case))
-    _differs(expected, run(model, inputs))
-    _close(_enhanced(model, case, _config(), inputs), expected)
+    assert_changed(expected, run(model, inputs))
+    assert_matches(_enhanced(model, case, _config(), inputs), expected)
 
 
 def test_position_major_tokens_are_refused():
