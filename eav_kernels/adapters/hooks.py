@@ -87,7 +87,8 @@ class EnhanceAVideoAttentionHook(ModelHook):
 
 
 class EnhanceAVideoResidualHook(ModelHook):
-    """Scales a residual-branch module's video output (``[B, N_video, C]``) by its layer's score."""
+    """Scales a residual-branch module's output (``[B, N_layer, C]``: its generated video rows) by
+    its layer's score."""
 
     def __init__(self, enhancement: LayerEnhancement):
         super().__init__()
