@@ -2,6 +2,8 @@
 
     import eav_kernels as eav
     out = eav.enhanced_sdpa(q, k, v, num_frames=13, enhance_weight=3.4, video_tokens=slice(226, None))
+
+    eav.enhance_module(model, spec, eav.EnhanceAVideoConfig())     # any PyTorch video model
 """
 
 import sys as _sys
@@ -16,14 +18,18 @@ from .api import (
     scale_video_tokens,
 )
 from .backends import available_backends
+from .engine import AdapterSpec, enhance_module, remove_enhancement
 from .reference import cross_frame_intensity_reference, official_style_cross_frame_intensity
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdapterSpec",
     "EnhanceAVideoConfig",
     "apply_enhance_a_video",
+    "enhance_module",
     "remove_enhance_a_video",
+    "remove_enhancement",
     "attention_with_enhance_score",
     "available_backends",
     "cross_frame_intensity",

@@ -11,14 +11,12 @@ from typing import Any, Callable
 import pytest
 import torch
 
-WEIGHT_FIELD = "enhance_weight"  # the enhance weight's EnhanceAVideoConfig field name, in one place
-
 
 def enhance_config(weight: float, **fields):
     """``EnhanceAVideoConfig`` with enhance weight ``weight`` and the other ``fields``."""
     from eav_kernels import EnhanceAVideoConfig
 
-    return EnhanceAVideoConfig(**{WEIGHT_FIELD: weight}, **fields)
+    return EnhanceAVideoConfig(enhance_weight=weight, **fields)
 
 
 @pytest.fixture(scope="module")

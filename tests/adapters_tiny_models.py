@@ -235,7 +235,7 @@ def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], 
         rows = _video_rows(case, query.shape[2], current[name]["video"])
         cfi = eav.cross_frame_intensity_reference(
             query[:, :, rows], key[:, :, rows], case.num_frames,
-            scale=kwargs.get("scale") or query.shape[-1] ** -0.5, per_batch=True,
+            scale=kwargs.get("scale") or query.shape[-1] ** -0.5, per_sample=True,
         )
         current[name]["cfis"].append(cfi)
         if placement == "attention_output" and case.residual_branch is None:

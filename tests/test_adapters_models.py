@@ -15,6 +15,7 @@ pytest.importorskip("diffusers")  # before the imports that need it: a machine w
 from adapters_tiny_base import enhance_config, one_thread, to_bfloat16, twin_batch  # noqa: F401
 from adapters_tiny_models import CASES, attention_layer_names, reference_output, run
 from eav_kernels import apply_enhance_a_video, remove_enhance_a_video
+from output_checks import assert_changed, assert_matches
 
 ALL = sorted(CASES)
 PLACEMENTS = ("to_out", "attention_output")
@@ -63,14 +64,6 @@ def _enhanced(model, config, inputs):
         remove_enhance_a_video(model)
 
 
-def _close(actual, expected):
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
-
-
-def _differs(a, b, at_least=1e-3):
-    assert (a - b).abs().max().item() > at_least, "enhancement changed nothing: the test is blind"
-
-
 def test_clamped_weight_reproduces_model(case_and_model, outputs):
     case, model = case_and_model
     out = _enhanced(model, enhance_config(-1e6), outputs.inputs)
@@ -81,14 +74,14 @@ def test_clamped_weight_reproduces_model(case_and_model, outputs):
 def test_matches_independent_reference(case_and_model, outputs, placement):
     case, model = case_and_model
     expected = outputs.reference[placement]
-    _differs(expected, outputs.plain)
-    _close(_enhanced(model, enhance_config(4.0, placement=placement), outputs.inputs), expected)
+    assert_changed(expected, outputs.plain)
+    assert_matches(_enhanced(model, enhance_config(4.0, placement=placement), outputs.inputs), expected)
 
 
 def test_remove_restores_model_bit_for_bit(case_and_model, outputs):
     case, model = case_and_model
     apply_enhance_a_video(model, enhance_config(4.0))
-    _differs(run(model, outputs.inputs), outputs.plain)
+    assert_changed(run(model, outputs.inputs), outputs.plain)
     remove_enhance_a_video(model)
     assert torch.equal(run(model, outputs.inputs), outputs.plain)
     for module in model.modules():
@@ -100,10 +93,10 @@ def test_per_layer_weight_changes_only_named_layer(case_and_model, outputs):
     case, model = case_and_model
     name = outputs.names[-1]
     expected = reference_output(model, case, outputs.inputs, {name: 2.0})
-    _differs(expected, outputs.plain)
-    _differs(expected, outputs.reference["to_out"])  # the other layers are not enhanced
+    assert_changed(expected, outputs.plain)
+    assert_changed(expected, outputs.reference["to_out"])  # the other layers are not enhanced
     layers = {name.replace(".", r"\."): 2.0}
-    _close(_enhanced(model, enhance_config(4.0, layers=layers), outputs.inputs), expected)
+    assert_matches(_enhanced(model, enhance_config(4.0, layers=layers), outputs.inputs), expected)
 
 
 def test_step_window_changes_only_named_steps(case_and_model, outputs):
@@ -119,7 +112,7 @@ def test_step_window_changes_only_named_steps(case_and_model, outputs):
         return
     outside = _inputs(case, noisy=True)
     assert torch.equal(_enhanced(model, config, outside), run(model, outside))
-    _close(_enhanced(model, config, outputs.inputs), outputs.reference["to_out"])
+    assert_matches(_enhanced(model, config, outputs.inputs), outputs.reference["to_out"])
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
@@ -129,11 +122,11 @@ def test_per_sample_scores(case_and_model, outputs, placement):
     expected = reference_output(model, case, outputs.inputs, {n: 4.0 for n in outputs.names},
                                 per_sample=True, placement=placement)
     out = _enhanced(model, per_sample, outputs.inputs)
-    _close(out, expected)
-    _differs(out, outputs.reference[placement], at_least=1e-5)  # not the batch-shared score
+    assert_matches(out, expected)
+    assert_changed(out, outputs.reference[placement], at_least=1e-5)  # not the batch-shared score
     if placement == "to_out":  # two identical samples: per-sample scores are the shared one
         twins = twin_batch(case, _inputs(case, batch_size=1))
-        _close(_enhanced(model, per_sample, twins), _enhanced(model, enhance_config(4.0), twins))
+        assert_matches(_enhanced(model, per_sample, twins), _enhanced(model, enhance_config(4.0), twins))
 
 
 def test_bfloat16_matches_reference(case_and_model, outputs):
@@ -146,7 +139,7 @@ def test_bfloat16_matches_reference(case_and_model, outputs):
     base = run(model, inputs).float()
     out = _enhanced(model, enhance_config(4.0), inputs).float()
     assert out.isfinite().all()
-    _differs(expected, base, at_least=1e-2)
+    assert_changed(expected, base, at_least=1e-2)
     # bf16 rounding of the score's product differs from the reference at most by an ulp or so
     torch.testing.assert_close(out, expected, rtol=2e-2, atol=2e-2)
 
@@ -156,7 +149,7 @@ def test_layer_indices_select_layers():
     model = case.build()
     inputs = _inputs(case)
     names = attention_layer_names(model, case)
-    _close(_enhanced(model, enhance_config(4.0, layers=[-1]), inputs),
+    assert_matches(_enhanced(model, enhance_config(4.0, layers=[-1]), inputs),
            reference_output(model, case, inputs, {names[-1]: 4.0}))
 
 
@@ -172,5 +165,5 @@ def test_two_models_keep_their_own_configs():
     finally:
         remove_enhance_a_video(first)
         remove_enhance_a_video(second)
-    _close(out_first, reference_output(first, case, inputs, {n: 4.0 for n in names}))
-    _close(out_second, reference_output(second, case, inputs, {names[0]: 1.0}))
+    assert_matches(out_first, reference_output(first, case, inputs, {n: 4.0 for n in names}))
+    assert_matches(out_second, reference_output(second, case, inputs, {names[0]: 1.0}))

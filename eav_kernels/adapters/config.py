@@ -19,7 +19,7 @@ PLACEMENTS = ("to_out", "attention_output")
 
 @dataclass
 class EnhanceAVideoConfig:
-    """Settings of Enhance-A-Video on one diffusers transformer (pass to ``apply_enhance_a_video``).
+    """Settings of Enhance-A-Video on one model (pass to ``apply_enhance_a_video`` or ``enhance_module``).
 
     Attributes:
         enhance_weight: the enhance weight ``w`` of ``score = max(1, CFI * (num_frames + w))``.

@@ -303,7 +303,7 @@ UNET_MOTION = AdapterSpec(
     self_attention=_MOTION_MODULES + r"\.transformer_blocks\.\d+\.attn[12]",
     text=None,
     num_frames=frames_axis(2, argument="sample"),  # sample [B, C, F, H, W]
-    latent_argument="sample",
+    video_input="sample",
     notes="AnimateDiff's motion modules: each BasicTransformerBlock has two temporal "
     "self-attentions (attn1, attn2: double_self_attention, no text), both enhanced. Their batch "
     "is B * H * W sequences of F frames (batch-major), one frame per token, like Latte; the "
@@ -316,7 +316,7 @@ UNET_3D = AdapterSpec(
     self_attention=_UNET3D_TEMPORAL + r"\.transformer_blocks\.\d+\.attn[12]",
     text=None,
     num_frames=frames_axis(2, argument="sample"),  # sample [B, C, F, H, W]
-    latent_argument="sample",
+    video_input="sample",
     notes="ModelScope / Zeroscope: transformer_in and every temp_attentions.* are temporal "
     "transformers whose blocks have two temporal self-attentions (attn1, attn2; no text: "
     "double_self_attention), both enhanced; B * H * W sequences of F frames. Spatial "
@@ -329,7 +329,7 @@ UNET_SPATIO_TEMPORAL = AdapterSpec(
     r"\.temporal_transformer_blocks\.\d+\.attn1",
     text=None,
     num_frames=frames_axis(1, argument="sample"),  # sample [B, F, C, H, W]
-    latent_argument="sample",
+    video_input="sample",
     window_refusal=_EDM_TIMESTEP,
     notes="Stable Video Diffusion: temporal_transformer_blocks.*.attn1 attends over the F frames "
     "per spatial position (B * H * W sequences); attn2 there is cross-attention to the image "
