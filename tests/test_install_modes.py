@@ -1,7 +1,7 @@
 """``eav_kernels.triton_kernels`` resolves to the repository's ``triton_kernels/`` folder in every
 install mode, and no install adds a top-level ``triton_kernels`` module (docs/design.md):
 
-- editable (this test session's own install);
+- this test session's own install (editable, or the wheel under ``make wheel-compat``);
 - a plain copy of the repository on ``PYTHONPATH`` (what ``tools/build_with_torch.py`` leaves);
 - the wheel's layout (setuptools' ``build_py``, the step that lays out a wheel's Python files).
 
@@ -56,10 +56,15 @@ def _copy_extension(package: Path) -> None:
         shutil.copy2(built, package / built.name)
 
 
-def test_editable_install_maps_the_folder():
+def test_this_install_maps_the_folder():
+    """Editable (the package imported from this checkout): the checkout's ``triton_kernels/``;
+    installed from a wheel (``make wheel-compat``): the package's own ``triton_kernels/``."""
     import eav_kernels.triton_kernels as kernels
 
-    assert Path(kernels.__file__).resolve() == REPO / "triton_kernels" / "__init__.py"
+    package = Path(eav_kernels.__file__).resolve().parent
+    editable = package == REPO / "eav_kernels"
+    expected = REPO / "triton_kernels" if editable else package / "triton_kernels"
+    assert Path(kernels.__file__).resolve() == expected / "__init__.py"
 
 
 def test_plain_copy_on_pythonpath(tmp_path):

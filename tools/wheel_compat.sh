@@ -17,7 +17,10 @@ PYTHON=${PYTHON:-python3}
 # would prefer. The constraint keeps that torch while the wheel's test extras are resolved.
 constraint="$ENV/torch-constraint.txt"
 echo "torch==$TORCH_VERSION,!=$TORCH_VERSION+cpu" >"$constraint"
-"$ENV/bin/python" -m pip install --quiet -c "$constraint" "torch==$TORCH_VERSION"
+# numpy older than 2.4 as well: the Triton that torch 2.11 pins (3.6) converts one-element arrays
+# with int() in its interpreter, which numpy 2.4 refuses (the interpreter tests would fail there).
+echo "numpy<2.4" >>"$constraint"
+"$ENV/bin/python" -m pip install --quiet -c "$constraint" "torch==$TORCH_VERSION" numpy
 "$ENV/bin/python" -m pip install --quiet --force-reinstall --no-deps "$wheel"
 "$ENV/bin/python" -m pip install --quiet -c "$constraint" "$wheel[test]"
 # tests/test_cuda_compile.py lists cubins: a cuobjdump that knows sm_90a (Triton's may not).
