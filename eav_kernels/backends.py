@@ -177,7 +177,7 @@ BACKENDS: types.MappingProxyType[str, Backend] = types.MappingProxyType({
     for backend in (
         CompiledBackend("cuda", "CUDA kernels compiled into eav_kernels._C"),
         TritonBackend(),
-        CompiledBackend("cpu", "fused C++ kernel (at::vec, OpenMP) compiled into eav_kernels._C",
+        CompiledBackend("cpu", "fused C++ kernel (at::vec, torch's thread pool) compiled into eav_kernels._C",
                         temporal_reason=CPU_TEMPORAL_REASON),
         ReferenceBackend(),
     )
