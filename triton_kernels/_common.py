@@ -8,11 +8,12 @@ per-row sums (the diagonal kept apart from the off-diagonal terms), as ``RowMass
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 import triton
 import triton.language as tl
+
+from ..capabilities import triton_interpreting
 
 LOG2_E = 1.4426950408889634  # logits are scaled by scale * log2(e) so the kernels can use exp2
 MAX_GRID_PROGRAMS = 2**31 - 1  # grid axis 0 (the only axis the kernels use); axes 1, 2: 65535
@@ -20,12 +21,12 @@ QUERY_FRAMES_PER_WARP = 16  # BLOCK_M: one mma m16 tile of query frames per (seq
 
 
 def interpreting() -> bool:
-    """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``).
-
-    Triton reads the variable when a ``@triton.jit`` function is decorated, i.e. when this package
-    is imported: set it before the first import of ``eav_kernels.triton_kernels``.
+    """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``), as the
+    package found it once (``eav_kernels.capabilities.triton_interpreting``): Triton reads the
+    variable when a ``@triton.jit`` function is decorated, i.e. when this package is imported, so
+    set it before the first import of ``eav_kernels.triton_kernels``.
     """
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return triton_interpreting()
 
 
 def upcast_operands() -> bool:

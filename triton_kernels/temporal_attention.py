@@ -32,6 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..problem import default_scale
 from ._common import (
     LOG2_E,
     check_device,
@@ -203,7 +204,7 @@ def temporal_attention_with_cfi(
         raise ValueError(f"query heads ({heads}) must be a multiple of key heads ({key.shape[1]})")
     if not (query.dtype == key.dtype == value.dtype):
         raise TypeError(f"query, key and value dtypes differ: {query.dtype}, {key.dtype}, {value.dtype}")
-    scale = head_dim ** -0.5 if scale is None else float(scale)
+    scale = default_scale(head_dim) if scale is None else float(scale)
     config = launch_config(num_frames, num_sequences, head_dim, value_dim, query.dtype,
                            vector_loads(query, key, value))
     value_chunk = config.pop("VALUE_CHUNK")
