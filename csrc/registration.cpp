@@ -11,9 +11,8 @@ STABLE_TORCH_LIBRARY(eav, m) {
   // query: [N_seq, H, F, D], key: [N_seq, Hk, F, D], value: [N_seq, Hk, F, Dv] (a batch of N_seq
   // sequences of F frames, any strides; query head h reads key/value head h / (H / Hk))
   // -> out [N_seq, H, F, Dv] in the inputs' dtype: softmax(scale * q k^T) v, non-causal, unmasked;
-  //    lse [N_seq, H, F] float32: natural log-sum-exp of each row's scaled logits;
   //    cfi [N_seq] float32: per sequence, mean over heads and rows of the off-diagonal softmax
   //    mass divided by F - 1 (i.e. the sum over heads / (H F (F - 1))); 0 when F == 1.
   m.def("temporal_attention_with_cfi(Tensor query, Tensor key, Tensor value, float scale) -> "
-        "(Tensor out, Tensor lse, Tensor cfi)");
+        "(Tensor out, Tensor cfi)");
 }

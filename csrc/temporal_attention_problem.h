@@ -15,13 +15,11 @@ namespace eav {
 //          head h reads key/value head h / (heads / kv_heads), as SDPA's enable_gqa does)
 //   value: [num_sequences, kv_heads, num_frames, value_dim]
 //   out:   [num_sequences, heads, num_frames, value_dim]     any strides, the inputs' dtype
-//   lse:   [num_sequences, heads, num_frames] float32, contiguous (natural log)
 struct TemporalAttentionProblem {
   const void* query;
   const void* key;
   const void* value;
   void* out;
-  float* lse;
   ScalarKind scalar_kind;
   int64_t num_sequences;
   int64_t heads;

@@ -85,7 +85,7 @@ inline CrossFrameProblem make_cross_frame_problem(const Tensor& query, const Ten
 
 // query: [N_seq, H, F, D], key: [N_seq, Hk, F, D], value: [N_seq, Hk, F, Dv], H % Hk == 0, any
 // strides. The query/key checks are make_cross_frame_problem's (a sequence is one "batch element"
-// whose F tokens are F frames of one position); out and lse are left for the caller to set.
+// whose F tokens are F frames of one position); out is left for the caller to set.
 inline TemporalAttentionProblem make_temporal_attention_problem(const Tensor& query,
                                                                 const Tensor& key,
                                                                 const Tensor& value,

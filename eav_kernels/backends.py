@@ -110,10 +110,7 @@ class CompiledBackend(Backend):
         return ops.cross_frame_intensity(query, key, problem.num_frames, problem.scale)
 
     def temporal_attention_with_cfi(self, problem: AttentionProblem) -> tuple[torch.Tensor, torch.Tensor]:
-        out, _, cfi = ops.temporal_attention_with_cfi(
-            problem.query, problem.key, problem.value, problem.scale
-        )
-        return out, cfi
+        return ops.temporal_attention_with_cfi(problem.query, problem.key, problem.value, problem.scale)
 
 
 def _triton_module(name: str) -> types.ModuleType:
@@ -146,7 +143,7 @@ class TritonBackend(Backend):
         )
 
     def temporal_attention_with_cfi(self, problem: AttentionProblem) -> tuple[torch.Tensor, torch.Tensor]:
-        out, _, cfi = _triton_module("temporal_attention").temporal_attention_with_cfi(
+        out, cfi = _triton_module("temporal_attention").temporal_attention_with_cfi(
             problem.query, problem.key, problem.value, problem.scale
         )
         return out, cfi

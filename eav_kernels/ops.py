@@ -44,10 +44,10 @@ def temporal_attention_with_cfi(
     key: torch.Tensor,  # [N_seq, Hk, F, D], H % Hk == 0
     value: torch.Tensor,  # [N_seq, Hk, F, Dv]
     scale: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``eav::temporal_attention_with_cfi``: unmasked, non-causal attention over each sequence's
-    frames and each sequence's CFI in one pass. Returns ``out [N_seq, H, F, Dv]`` (query's dtype),
-    ``lse [N_seq, H, F]`` float32 and ``cfi [N_seq]`` float32."""
+    frames and each sequence's CFI in one pass. Returns ``out [N_seq, H, F, Dv]`` (query's dtype)
+    and ``cfi [N_seq]`` float32."""
     return torch.ops.eav.temporal_attention_with_cfi.default(query, key, value, scale)
 
 
@@ -56,13 +56,12 @@ def _temporal_attention_with_cfi_fake(
     key: torch.Tensor,  # [N_seq, Hk, F, D]
     value: torch.Tensor,  # [N_seq, Hk, F, Dv]
     scale: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     check_temporal_attention(query, key, value)
     check_scale(scale)
     sequences, heads, frames, _ = query.shape
     out = query.new_empty((sequences, heads, frames, value.shape[3]))
-    lse = query.new_empty((sequences, heads, frames), dtype=torch.float32)
-    return out, lse, query.new_empty((sequences,), dtype=torch.float32)
+    return out, query.new_empty((sequences,), dtype=torch.float32)
 
 
 if compiled_extension() is not None:

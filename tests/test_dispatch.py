@@ -132,7 +132,7 @@ def test_attention_with_enhance_score_takes_the_fused_path_too(monkeypatch):
     q, k, v = _temporal_inputs(seed=4)
     out, score = eav.attention_with_enhance_score(q, k, v, num_frames=16, enhance_weight=4.0,
                                                   per_sample=True, backend="cpu")
-    fused_out, _, fused_cfi = torch.ops.eav.temporal_attention_with_cfi(q, k, v, 40 ** -0.5)
+    fused_out, fused_cfi = torch.ops.eav.temporal_attention_with_cfi(q, k, v, 40 ** -0.5)
     assert torch.equal(out, fused_out)  # unscaled
     assert torch.equal(score, eav.enhance_score(fused_cfi, 16, 4.0))
 

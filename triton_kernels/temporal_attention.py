@@ -2,7 +2,7 @@
 
 Models such as Latte run attention whose sequence *is* the frames: a batch of ``B*S`` sequences
 (one per spatial position) of length F, ``[B*S, H, F, D]``. This kernel is the usual flash
-forward -- output and log-sum-exp -- that also keeps, per row, the diagonal and off-diagonal
+forward -- the output only -- that also keeps, per row, the diagonal and off-diagonal
 softmax mass, so the cross-frame intensity of the same attention costs nothing extra.
 
 * one program per (head, block of ``BLOCK_SEQ`` sequences, block of ``BLOCK_M = 16`` query
@@ -58,7 +58,6 @@ def temporal_attention_kernel(
     k_ptr,  # [N_seq, Hk, F, D], any strides, same dtype
     v_ptr,  # [N_seq, Hk, F, Dv], any strides, same dtype
     out_ptr,  # [N_seq, H, F, Dv], any strides, q's dtype (output)
-    lse_ptr,  # [N_seq, H, F] float32, contiguous (output, natural log)
     partial_ptr,  # [N_seq, H, NUM_QUERY_BLOCKS] float32, contiguous (output: off-diagonal mass)
     stride_qb, stride_qh, stride_qn, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
@@ -147,9 +146,6 @@ def temporal_attention_kernel(
         out.to(out_ptr.dtype.element_ty),
         mask=row_ok[:, :, None] & (offs_dv < VALUE_DIM)[None, None, :],
     )
-    lse = (row_max + tl.log2(denominator)) * 0.6931471805599453  # ln 2: natural log
-    lse_offsets = (seq64[:, None] * num_heads + h) * num_frames + offs_m[None, :]  # [BSEQ, BM]
-    tl.store(lse_ptr + lse_offsets, lse, mask=row_ok)
 
     off_mass = tl.where(row_ok, off_diagonal_mass(diag_sum, off_sum), 0.0)  # [BSEQ, BM]
     partial_offsets = (seq64 * num_heads + h) * num_query_blocks + query_block  # [BSEQ]
@@ -158,7 +154,6 @@ def temporal_attention_kernel(
 
 class TemporalAttention(NamedTuple):
     out: torch.Tensor  # [N_seq, H, F, Dv], the query's dtype
-    lse: torch.Tensor  # [N_seq, H, F] float32, natural log-sum-exp of each row's scaled logits
     cross_frame_intensity: torch.Tensor  # [N_seq] float32, CFI of each sequence (0 when F == 1)
 
 
@@ -211,7 +206,6 @@ def temporal_attention_with_cfi(
     num_query_blocks = triton.cdiv(num_frames, config["BLOCK_M"])
     device = query.device
     out = torch.empty(num_sequences, heads, num_frames, value_dim, dtype=query.dtype, device=device)
-    lse = torch.empty(num_sequences, heads, num_frames, dtype=torch.float32, device=device)
     partials = torch.empty(num_sequences, heads, num_query_blocks, dtype=torch.float32, device=device)
     tiles_per_head = triton.cdiv(num_sequences, config["BLOCK_SEQ"]) * num_query_blocks
     grid = flat_grid(heads * tiles_per_head, f"temporal attention of q {tuple(query.shape)}")
@@ -219,7 +213,7 @@ def temporal_attention_with_cfi(
         for start in range(0, value_dim, value_chunk):  # one launch but in launch_config's narrow cases
             value_part, out_part = value[..., start : start + value_chunk], out[..., start : start + value_chunk]
             temporal_attention_kernel[grid](
-                query, key, value_part, out_part, lse, partials,
+                query, key, value_part, out_part, partials,
                 *query.stride(), *key.stride(), *value_part.stride(), *out_part.stride(),
                 num_sequences, heads, heads // key.shape[1], num_frames,
                 scale * LOG2_E,
@@ -235,4 +229,4 @@ def temporal_attention_with_cfi(
     else:  # fixed-order reduction of fixed-size partials: deterministic
         rows = heads * num_frames * (num_frames - 1)
         cfi = (partials.double().sum(dim=(1, 2)) / rows).to(torch.float32)
-    return TemporalAttention(out, lse, cfi)
+    return TemporalAttention(out, cfi)

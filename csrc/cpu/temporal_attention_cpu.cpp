@@ -63,7 +63,6 @@ void temporal_attention(const TemporalAttentionProblem& p, float* per_sequence_c
           loaded_kv_head = kv_head;
         }
         Element* out = static_cast<Element*>(p.out) + sequence * p.out_strides[0] + h * p.out_strides[1];
-        float* lse = p.lse + (sequence * p.heads + h) * frames;
         for (int64_t t = 0; t < frames; ++t) {
           const float* q = query.data() + t * head_dim;
           float* row = logits.data() + t * frames;
@@ -89,7 +88,6 @@ void temporal_attention(const TemporalAttentionProblem& p, float* per_sequence_c
           for (int64_t d = 0; d < value_dim; ++d) {
             out_row[d * p.out_strides[3]] = static_cast<Element>(row_out[d] / total);
           }
-          lse[t] = max_logit + std::log(total);
           mass += off / total;
         }
       }
@@ -101,11 +99,11 @@ void temporal_attention(const TemporalAttentionProblem& p, float* per_sequence_c
 }
 
 // query: [N_seq, H, F, D], key: [N_seq, Hk, F, D], value: [N_seq, Hk, F, Dv] (CPU, any strides)
-// -> out [N_seq, H, F, Dv] (query's dtype), lse [N_seq, H, F] float32, cfi [N_seq] float32
-std::tuple<Tensor, Tensor, Tensor> temporal_attention_with_cfi_cpu(const Tensor& query,
-                                                                   const Tensor& key,
-                                                                   const Tensor& value,
-                                                                   double scale) {
+// -> out [N_seq, H, F, Dv] (query's dtype), cfi [N_seq] float32
+std::tuple<Tensor, Tensor> temporal_attention_with_cfi_cpu(const Tensor& query,
+                                                           const Tensor& key,
+                                                           const Tensor& value,
+                                                           double scale) {
   TemporalAttentionProblem problem = make_temporal_attention_problem(query, key, value, scale);
   EAV_CHECK(query.is_cpu(), "eav: the CPU kernel got a ", device_string(query.device()),
             " tensor");
@@ -113,11 +111,8 @@ std::tuple<Tensor, Tensor, Tensor> temporal_attention_with_cfi_cpu(const Tensor&
             ") exceeds the CPU kernel's maximum (", kMaxFrames, ")");
   Tensor out = torch::stable::new_empty(
       query, {problem.num_sequences, problem.heads, problem.num_frames, problem.value_dim});
-  Tensor lse = torch::stable::new_empty(
-      query, {problem.num_sequences, problem.heads, problem.num_frames}, ScalarType::Float);
   Tensor cfi = torch::stable::new_empty(query, {problem.num_sequences}, ScalarType::Float);
   problem.out = out.data_ptr();
-  problem.lse = static_cast<float*>(lse.data_ptr());
   for (int dim = 0; dim < 4; ++dim) problem.out_strides[dim] = out.stride(dim);
   float* per_sequence_cfi = static_cast<float*>(cfi.data_ptr());
   switch (problem.scalar_kind) {
@@ -131,7 +126,7 @@ std::tuple<Tensor, Tensor, Tensor> temporal_attention_with_cfi_cpu(const Tensor&
       temporal_attention<torch::headeronly::BFloat16>(problem, per_sequence_cfi);
       break;
   }
-  return {out, lse, cfi};
+  return {out, cfi};
 }
 
 }  // namespace

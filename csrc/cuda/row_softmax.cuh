@@ -14,7 +14,6 @@
 namespace eav::cuda {
 
 constexpr float kLog2e = 1.4426950408889634f;  // logits * kLog2e: natural units to log2 units
-constexpr float kLn2 = 0.6931471805599453f;    // log2 units back to natural (the LSE)
 
 struct RowMass {
   float max_logit;  // running max over the key frames seen (log2 units)

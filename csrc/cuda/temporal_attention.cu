@@ -1,8 +1,8 @@
 // CUDA temporal attention + cross-frame intensity in one pass (docs/design.md, contract 2).
 //
 // A batch of N_seq short sequences (Latte: B * S sequences of F = 16 frames): the flash forward
-// (output, natural log-sum-exp) that also keeps each row's diagonal softmax mass apart, so the
-// sequence's CFI comes free. q, k, v are read in place (any strides, 64-bit offsets).
+// (the output only) that also keeps each row's diagonal softmax mass apart, so the sequence's CFI
+// comes free. q, k, v are read in place (any strides, 64-bit offsets).
 //
 // Work decomposition (both kernels): one thread block = one head of `sequences_per_block`
 // consecutive sequences; its work items are (sequence, 16-query-frame tile) pairs, taken by the
@@ -144,7 +144,7 @@ __device__ __forceinline__ uint32_t load_value_pair(const uint16_t* value_frame0
 }
 
 // Tensor-core kernel, fp16/bf16, head_dim and value_dim <= 32 * kDimChunks.
-//   p:        q, k, v, out, lse as in TemporalAttentionProblem
+//   p:        q, k, v, out as in TemporalAttentionProblem
 //   partials: [N_seq, H, ceil(F / 16)] float32, written
 template <typename Element, int kDimChunks, bool kVectorized>
 __global__ void __launch_bounds__(kThreads)
@@ -240,15 +240,8 @@ __global__ void __launch_bounds__(kThreads)
     }
     float mass = 0.f;
     if (quad_lane == 0) {
-      float* lse = p.lse + (at.sequence * p.heads + at.head) * p.num_frames;
-      if (lo_valid) {
-        lse[row_lo] = (mass_lo.max_logit + log2f(lo_total)) * kLn2;
-        mass += lo_off / lo_total;
-      }
-      if (hi_valid) {
-        lse[row_hi] = (mass_hi.max_logit + log2f(hi_total)) * kLn2;
-        mass += hi_off / hi_total;
-      }
+      if (lo_valid) mass += lo_off / lo_total;
+      if (hi_valid) mass += hi_off / hi_total;
     }
     mass = warp_sum(mass);
     if (lane == 0) partials[(at.sequence * p.heads + at.head) * query_tiles + at.query_tile] = mass;
@@ -306,11 +299,7 @@ __global__ void __launch_bounds__(kThreads)
             out[row * p.out_strides[2] + dim * p.out_strides[3]] = from_float<Element>(acc[i] / total);
           }
         }
-        if (first_dim == 0 && lane == 0) {
-          p.lse[(at.sequence * p.heads + at.head) * frames + row] =
-              (row_mass.max_logit + log2f(total)) * kLn2;  // natural log, as the MMA kernel
-          mass += row_mass.off / total;
-        }
+        if (first_dim == 0 && lane == 0) mass += row_mass.off / total;
       }
     }
     if (lane == 0) partials[(at.sequence * p.heads + at.head) * query_tiles + at.query_tile] = mass;

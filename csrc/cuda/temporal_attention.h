@@ -15,7 +15,7 @@ namespace eav::cuda {
 // size of the `partials` device buffer the caller allocates.
 int64_t temporal_attention_partial_count(const TemporalAttentionProblem& problem);
 
-// Runs the attention kernel (writes problem.out and problem.lse) and the fixed-order reduction:
+// Runs the attention kernel (writes problem.out) and the fixed-order reduction:
 //   partials:         [partial_count] float32 device scratch (fully overwritten)
 //   per_sequence_cfi: [problem.num_sequences] float32 device output (0 when num_frames == 1)
 // compute_capability_major (8 for sm_80/86/89, 9 for sm_90) picks the tensor-core kernel (>= 8,
