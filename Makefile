@@ -70,8 +70,9 @@ wheel-compat:
 # benchmarks/gpu_check.sh --rehearsal, run as the lent GPU machine runs it: its python3 is itself a
 # venv with torch 2.11 (CUDA 13 build) and Triton 3.6, no diffusers. Makes that venv here
 # (build/rehearsal-venv, Python 3.12 when there is one; ~4 GB of wheels the first time), builds the
-# CUDA kernels for sm_90a by cmake, and stops before the first step that needs a GPU. Output in
-# build/gpu-rehearsal/; docs/testing.md shows a run.
+# CUDA kernels for sm_90a by cmake (or, with a wheel in dist/, installs it instead; GPU_CHECK_WHEEL=never
+# builds anyway), and stops before the first step that needs a GPU. Output in build/gpu-rehearsal/;
+# docs/testing.md shows both runs.
 gpu-rehearsal:
 	@set -e; venv=build/rehearsal-venv; \
 	if [ ! -x $$venv/bin/python3 ]; then \

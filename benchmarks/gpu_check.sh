@@ -13,10 +13,10 @@
 #   bench_cuda_gpu.csv, bench_triton_gpu.csv, eav_bench_cuda.csv    the benchmark tables
 #
 # Order, most valuable first: machine; environment; preflight (exit 2 within seconds when torch,
-# Triton, pytest or a CUDA device is missing); build (cmake, for the visible GPU's arch);
-# eav_kernels.info; the correctness of every kernel (pytest -m gpu: CUDA CFI kernel, Triton
-# kernels, CUDA temporal op, then any other gpu test, each its own run); the three benchmarks; last
-# the Triton ahead-of-time register check with this machine's Triton.
+# Triton, pytest or a CUDA device is missing); wheel (a carried wheel, below) or build (cmake, for
+# the visible GPU's arch); eav_kernels.info; the correctness of every kernel (pytest -m gpu: CUDA
+# CFI kernel, Triton kernels, CUDA temporal op, then any other gpu test, each its own run); the
+# three benchmarks; last the Triton ahead-of-time register check with this machine's Triton.
 #
 # Interpreter: $PYTHON (default python3). When it is itself a virtual environment (the lent
 # machine's python3 is /opt/torch/.venv/bin/python3), it is used directly: a venv made from it with
@@ -25,14 +25,28 @@
 # not importable there, a .pth file adds $PYTHON's site-packages. Nothing is downloaded. Without
 # pip the package is built in place (setup.py build_ext --inplace) and imported from the checkout.
 #
+# A carried wheel (the device tool's carry ["dist"] after `make wheel`, docs/wheels.md): the newest
+# dist/eav_kernels-*-abi3-*.whl (or GPU_CHECK_WHEEL=path/to.whl) is installed into that
+# interpreter's environment (pip --no-deps --no-index --force-reinstall: the lent machine's venv is
+# thrown away after the lease; a reused venv, the rehearsal's, gets the source build back from the
+# next run without a wheel, whose `pip install -e .` replaces it) and nothing is compiled. It is
+# used only when, imported from outside the checkout, its _C loads and its CUDA archs run on the
+# GPU's arch; otherwise the log says why (WHEEL NOT USED), the step fails (exit status 1) and the
+# package is built from source as without a wheel. GPU_CHECK_WHEEL=never, or GPU_CHECK_BUILD set
+# (pip or inplace, the build to use), builds from source. Every step after it runs from a temporary
+# directory outside the checkout (tests and scripts by absolute path), so that the checkout's
+# eav_kernels, which has no _C of its own, cannot shadow the installed one.
+#
 # Budget: GPU_CHECK_BUDGET seconds from the start (default 540, inside one 600 s device call). Each
 # step gets at most its cap and what is left; with under 20 s left the remaining steps are skipped
 # and say so. Exit status: 0 all steps passed, 1 a step failed or was skipped, 2 preflight failed.
 #
-# --rehearsal       the same on a CPU machine: CUDA kernels built for EAV_CUDA_ARCHS (default 90a,
-#                   the lent H200), every GPU test collected and skipped with a reason (checked),
-#                   the benchmarks only --dry-run; it stops before the first step that needs a GPU.
-# --stop-after=STEP stop after machine, environment, preflight, build, info or tests.
+# --rehearsal       the same on a CPU machine: CUDA kernels built for (or a carried wheel checked
+#                   against) EAV_CUDA_ARCHS (default 90a, the lent H200), every GPU test collected
+#                   and skipped with a reason (checked), the benchmarks only --dry-run; it stops
+#                   before the first step that needs a GPU.
+# --stop-after=STEP stop after machine, environment, preflight, build (the wheel or the build), info
+#                   or tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,14 +61,17 @@ for arg in "$@"; do
   esac
 done
 
+ROOT=$PWD
 if (( REHEARSAL )); then LOG_DIR=${OUT:-build/gpu-rehearsal}; else LOG_DIR=${OUT:-build/gpu-check}; fi
 mkdir -p "$LOG_DIR"
+LOG_DIR=$(cd "$LOG_DIR" && pwd)  # absolute: the steps after the build run outside the checkout
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check-run.XXXXXX")
 LOG="$LOG_DIR/gpu_check.log"
 STEPS="$LOG_DIR/steps.tsv"
 printf 'step\tstatus\tseconds\n' > "$STEPS"
 exec > >(tee "$LOG") 2>&1
 TEE_PID=$!
-trap 'exec 1>&- 2>&-; wait "$TEE_PID" 2>/dev/null' EXIT  # the log is complete when the script ends
+trap 'exec 1>&- 2>&-; wait "$TEE_PID" 2>/dev/null; rm -rf "$RUN_DIR"' EXIT  # the log is complete at the end
 export PYTHONUNBUFFERED=1
 
 BUDGET=${GPU_CHECK_BUDGET:-540}
@@ -111,6 +128,7 @@ if [[ -z ${GPU_ENV:-} && $in_venv == 1 ]]; then
   echo "$PY is a virtual environment: using it directly (a venv made from it would not see its packages)"
 else
   ENV_DIR=${GPU_ENV:-build/gpu-env}
+  mkdir -p "$ENV_DIR" && ENV_DIR=$(cd "$ENV_DIR" && pwd)
   if [[ ! -x $ENV_DIR/bin/python ]]; then
     "$PYTHON" -m venv --system-site-packages "$ENV_DIR" || fatal "could not create $ENV_DIR with $PYTHON"
   fi
@@ -122,6 +140,7 @@ else
   fi
   echo "environment $ENV_DIR over $PYTHON (system site-packages)"
 fi
+[[ $PY == /* ]] || PY=$ROOT/$PY  # absolute: the steps after the build run outside the checkout
 echo "interpreter: $PY"
 stop_after environment
 
@@ -133,9 +152,7 @@ rc=$?
 (( rc == 0 )) || fatal "preflight exit $rc: see above"
 stop_after preflight
 
-step build "eav_kernels with its CUDA kernels, by cmake"
-export MAX_JOBS=${MAX_JOBS:-$(nproc)}
-export EAV_BUILD_DIR=${EAV_BUILD_DIR:-build/gpu-cmake}
+# The GPU's arch: what the build compiles for and what a carried wheel must run on.
 if [[ -z ${EAV_CUDA_ARCHS:-} ]]; then
   if (( REHEARSAL )); then
     EAV_CUDA_ARCHS=90a  # the lent machine's H200
@@ -145,31 +162,78 @@ if [[ -z ${EAV_CUDA_ARCHS:-} ]]; then
   fi
   export EAV_CUDA_ARCHS
 fi
-echo "EAV_CUDA_ARCHS=${EAV_CUDA_ARCHS:-<cmake detects>} MAX_JOBS=$MAX_JOBS EAV_BUILD_DIR=$EAV_BUILD_DIR"
+
+# from_outside CAP CMD...: `limited` from $RUN_DIR, outside the checkout (see the top).
+from_outside() {
+  cd "$RUN_DIR" || fatal "no directory $RUN_DIR"
+  limited "$@"
+  local rc=$?
+  cd "$ROOT" || fatal "no directory $ROOT"
+  return "$rc"
+}
+
+# The wheel to install instead of building (see the top), and why.
+if [[ -n ${GPU_CHECK_BUILD:-} ]]; then
+  WHEEL= WHEEL_WHY="GPU_CHECK_BUILD=$GPU_CHECK_BUILD asks for a source build"
+elif [[ ${GPU_CHECK_WHEEL:-auto} == never ]]; then
+  WHEEL= WHEEL_WHY="GPU_CHECK_WHEEL=never"
+elif [[ ${GPU_CHECK_WHEEL:-auto} == auto ]]; then
+  WHEEL=$("$PY" benchmarks/gpu_check_steps.py select-wheel dist)
+  WHEEL_WHY=${WHEEL:+"the newest dist/eav_kernels-*-abi3-*.whl, GPU_CHECK_WHEEL=auto"}
+  WHEEL_WHY=${WHEEL_WHY:-"no dist/eav_kernels-*-abi3-*.whl carried"}
+else
+  WHEEL=$GPU_CHECK_WHEEL WHEEL_WHY="GPU_CHECK_WHEEL=$GPU_CHECK_WHEEL"
+fi
+WHEEL_USED=0
+if [[ -n $WHEEL ]]; then
+  step wheel "eav_kernels from a carried wheel, instead of compiling here"
+  echo "wheel: $WHEEL ($WHEEL_WHY), installed into $PY's environment instead of building"
+  if ! "$PY" -m pip --version >/dev/null 2>&1; then
+    echo "no pip for $PY: the wheel cannot be installed"
+  elif limited 120 "$PY" -m pip install --no-deps --no-index --force-reinstall "$WHEEL" \
+      && from_outside 60 "$PY" "$ROOT/benchmarks/gpu_check_steps.py" installed-extension --source-root "$ROOT" \
+         --serve-archs "${EAV_CUDA_ARCHS:-}"; then
+    WHEEL_USED=1
+  fi
+  if (( ! WHEEL_USED )); then
+    STEP_STATUS=failed status=1
+    echo "!!! WHEEL NOT USED: $WHEEL is not usable here (above); building from source instead (exit status 1) !!!"
+  fi
+else
+  echo "no wheel: $WHEEL_WHY; building from source"
+fi
+
 in_place() {  # the editable install's package mapping, by hand: import from the checkout
   ln -sfn ../triton_kernels eav_kernels/triton_kernels
   export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
   echo "importing eav_kernels from the checkout (PYTHONPATH=$PWD, eav_kernels/triton_kernels -> ../triton_kernels)"
 }
-if [[ ${GPU_CHECK_BUILD:-pip} == pip ]] && "$PY" -m pip --version >/dev/null 2>&1; then
-  limited 420 "$PY" -m pip install --no-build-isolation --no-deps --no-index -e .
-elif command -v cmake >/dev/null || "$PY" -c 'import cmake' 2>/dev/null; then
-  echo "no pip for $PY (or GPU_CHECK_BUILD=${GPU_CHECK_BUILD:-}): setup.py build_ext --inplace"
-  in_place
-  limited 420 "$PY" setup.py build_ext --inplace
-else
-  echo "no pip and no cmake: torch.utils.cpp_extension (tools/build_with_torch.py)"
-  in_place
-  limited 420 "$PY" tools/build_with_torch.py
-fi
-if ! "$PY" -c 'import eav_kernels.triton_kernels' 2>/dev/null; then
-  echo "eav_kernels is not importable after the build: the Triton tests can still run from the checkout"
-  in_place
-fi
+build_from_source() {
+  step build "eav_kernels with its CUDA kernels, by cmake"
+  export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+  export EAV_BUILD_DIR=${EAV_BUILD_DIR:-build/gpu-cmake}
+  echo "EAV_CUDA_ARCHS=${EAV_CUDA_ARCHS:-<cmake detects>} MAX_JOBS=$MAX_JOBS EAV_BUILD_DIR=$EAV_BUILD_DIR"
+  if [[ ${GPU_CHECK_BUILD:-pip} == pip ]] && "$PY" -m pip --version >/dev/null 2>&1; then
+    limited 420 "$PY" -m pip install --no-build-isolation --no-deps --no-index -e .
+  elif command -v cmake >/dev/null || "$PY" -c 'import cmake' 2>/dev/null; then
+    echo "no pip for $PY (or GPU_CHECK_BUILD=${GPU_CHECK_BUILD:-}): setup.py build_ext --inplace"
+    in_place
+    limited 420 "$PY" setup.py build_ext --inplace
+  else
+    echo "no pip and no cmake: torch.utils.cpp_extension (tools/build_with_torch.py)"
+    in_place
+    limited 420 "$PY" tools/build_with_torch.py
+  fi
+  if ! (cd "$RUN_DIR" && "$PY" -c 'import eav_kernels.triton_kernels' 2>/dev/null); then
+    echo "eav_kernels is not importable after the build: the Triton tests can still run from the checkout"
+    in_place
+  fi
+}
+(( WHEEL_USED )) || build_from_source
 stop_after build
 
-step info "python -m eav_kernels.info"
-limited 60 "$PY" -m eav_kernels.info
+step info "python -m eav_kernels.info (from $RUN_DIR, as every step from here on)"
+from_outside 60 "$PY" -m eav_kernels.info
 stop_after info
 
 # The correctness of every kernel, each its own pytest run (a crash in one leaves the others).
@@ -178,7 +242,7 @@ pytest_step() {  # pytest_step NAME CAP ARGS...
   local report="$LOG_DIR/pytest_$name.xml" check=()
   (( REHEARSAL )) && check=(--expect-all-skipped)
   step "tests-$name" "pytest -m gpu $*"
-  limited "$cap" "$PY" -m pytest -m gpu "$@" -v -rfEs -p no:cacheprovider --junitxml="$report" \
+  from_outside "$cap" "$PY" -m pytest -m gpu "$@" -v -rfEs -p no:cacheprovider --junitxml="$report" \
     -o faulthandler_timeout=120
   if [[ -f $report ]]; then
     "$PY" benchmarks/gpu_check_steps.py pytest-summary "$report" "${check[@]}" || { STEP_STATUS=failed; status=1; }
@@ -186,13 +250,13 @@ pytest_step() {  # pytest_step NAME CAP ARGS...
     echo "no report $report"; STEP_STATUS=failed; status=1
   fi
 }
-pytest_step cuda-cfi 150 tests/test_cuda_kernel.py
-pytest_step triton 180 tests/test_triton_gpu.py
-pytest_step cuda-temporal 90 tests/test_temporal_attention_op.py
+pytest_step cuda-cfi 150 "$ROOT/tests/test_cuda_kernel.py"
+pytest_step triton 180 "$ROOT/tests/test_triton_gpu.py"
+pytest_step cuda-temporal 90 "$ROOT/tests/test_temporal_attention_op.py"
 # Any other file with gpu tests; only those files, so that a module failing to import for an
 # unrelated reason (a missing optional package) cannot stop the GPU tests from running.
-mapfile -t OTHER_GPU_TESTS < <(grep -l "mark.gpu" tests/test_*.py | grep -v -x -e tests/test_cuda_kernel.py \
-  -e tests/test_triton_gpu.py -e tests/test_temporal_attention_op.py)
+mapfile -t OTHER_GPU_TESTS < <(grep -l "mark.gpu" "$ROOT"/tests/test_*.py | grep -v -x \
+  -e "$ROOT/tests/test_cuda_kernel.py" -e "$ROOT/tests/test_triton_gpu.py" -e "$ROOT/tests/test_temporal_attention_op.py")
 if (( ${#OTHER_GPU_TESTS[@]} )); then
   pytest_step other 60 "${OTHER_GPU_TESTS[@]}"
 else
@@ -202,24 +266,24 @@ stop_after tests
 
 if (( REHEARSAL )); then
   step benchmarks-dry-run "each benchmark's plan (imports and arguments; nothing measured)"
-  limited 60 "$PY" benchmarks/bench_cuda_gpu.py --dry-run
-  limited 60 "$PY" benchmarks/bench_triton_gpu.py --dry-run
-  limited 60 "$PY" -m eav_kernels.cli bench --help > /dev/null && echo "eav bench --help: ok"
+  from_outside 60 "$PY" "$ROOT/benchmarks/bench_cuda_gpu.py" --dry-run
+  from_outside 60 "$PY" "$ROOT/benchmarks/bench_triton_gpu.py" --dry-run
+  from_outside 60 "$PY" -m eav_kernels.cli bench --help > /dev/null && echo "eav bench --help: ok"
   end_step
   echo; echo "rehearsal: stopping before the benchmarks, the first steps that need a GPU"
 else
   step bench-cuda "CUDA CFI kernel roofline, enhanced_sdpa vs SDPA (benchmarks/bench_cuda_gpu.py)"
-  limited 90 "$PY" benchmarks/bench_cuda_gpu.py --csv "$LOG_DIR/bench_cuda_gpu.csv"
+  from_outside 90 "$PY" "$ROOT/benchmarks/bench_cuda_gpu.py" --csv "$LOG_DIR/bench_cuda_gpu.csv"
 
   step bench-triton "Latte temporal attention, fused Triton vs SDPA (benchmarks/bench_triton_gpu.py)"
-  limited 90 "$PY" benchmarks/bench_triton_gpu.py --csv "$LOG_DIR/bench_triton_gpu.csv"
+  from_outside 90 "$PY" "$ROOT/benchmarks/bench_triton_gpu.py" --csv "$LOG_DIR/bench_triton_gpu.csv"
 
   step bench-eav "every CFI backend vs the paper's path (eav bench --device cuda --no-sdpa)"
-  limited 100 "$PY" -m eav_kernels.cli bench --device cuda --no-sdpa --no-progress \
+  from_outside 100 "$PY" -m eav_kernels.cli bench --device cuda --no-sdpa --no-progress \
     --preset hunyuan-video --preset cogvideox-2b --preset wan2.1-1.3b --csv "$LOG_DIR/eav_bench_cuda.csv"
 
   step triton-aot "registers and stack of every Triton launch, this machine's Triton (pytest -m aot)"
-  limited 120 "$PY" -m pytest -m "aot and not slow" tests/test_triton_aot.py -q -rfEs -p no:cacheprovider
+  from_outside 120 "$PY" -m pytest -m "aot and not slow" "$ROOT/tests/test_triton_aot.py" -q -rfEs -p no:cacheprovider
   end_step
 fi
 

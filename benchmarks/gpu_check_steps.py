@@ -2,6 +2,8 @@
 
     python benchmarks/gpu_check_steps.py preflight [--rehearsal]
     python benchmarks/gpu_check_steps.py pytest-summary REPORT.xml [--expect-all-skipped]
+    python benchmarks/gpu_check_steps.py select-wheel DIST_DIR
+    python benchmarks/gpu_check_steps.py installed-extension --source-root ROOT [--serve-archs "90a"]
 
 ``preflight`` prints the versions and devices it finds and exits 2, with one ``FATAL:`` line per
 problem, when torch, Triton or pytest cannot be imported, torch is a CPU build, or no CUDA device
@@ -14,6 +16,14 @@ not required: gpu_check.sh picks its build from what is there.
 with every distinct skip reason; with ``--expect-all-skipped`` (a rehearsal's ``pytest -m gpu``) it
 exits 1 unless at least one test was collected and every one was skipped with a reason.
 
+``select-wheel`` prints the newest (by modification time) ``eav_kernels-*-abi3-*.whl`` in DIST_DIR,
+or nothing when there is none: the wheel gpu_check.sh installs instead of compiling.
+
+``installed-extension`` (run from outside the source tree) imports the installed ``eav_kernels``
+and exits 1, saying why, unless it is not the source tree's copy, its ``_C`` loaded, and its CUDA
+archs serve every arch of ``--serve-archs`` (a GPU's arch as gpu_check.sh names it: ``90a``,
+``86``); gpu_check.sh then builds from source instead.
+
 Only the standard library is imported at module level, so both run under any interpreter.
 """
 
@@ -22,13 +32,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import re
 import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
+from pathlib import Path
 
 REQUIRED_MODULES = ["torch", "triton", "pytest"]
 BUILD_MODULES = ["pip", "setuptools", "cmake", "ninja"]  # pip packages; cmake/ninja may be binaries
+WHEEL_PATTERN = "eav_kernels-*-abi3-*.whl"  # one wheel for every CPython >= 3.10 (docs/wheels.md)
 
 
 def _version(distribution: str) -> str | None:
@@ -110,6 +123,61 @@ def pytest_summary(report: str, expect_all_skipped: bool) -> int:
     return 0
 
 
+def newest_wheel(dist: Path) -> Path | None:
+    """The most recently modified wheel in ``dist`` matching WHEEL_PATTERN, or None."""
+    wheels = [path for path in dist.glob(WHEEL_PATTERN) if path.is_file()]
+    return max(wheels, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def _capability(arch: str) -> tuple[int, int, str]:
+    """(major, minor, suffix) of an arch entry: "90a" -> (9, 0, "a"), "80+PTX" -> (8, 0, "+PTX")."""
+    match = re.fullmatch(r"(\d+)(\d)([a-z]?(?:\+PTX)?)", arch)
+    if match is None:
+        raise ValueError(f"not a CUDA arch like '80', '90a' or '80+PTX': {arch!r}")
+    return int(match[1]), int(match[2]), match[3]
+
+
+def archs_serve(built: list[str], target: str) -> bool:
+    """Whether kernels built for the archs ``built`` run on a GPU of arch ``target`` ("90a", "86").
+
+    A cubin runs on its own major version from its minor on, except an arch-specific one ("90a"),
+    which runs only on that exact capability; embedded PTX ("80+PTX") is compiled by the driver for
+    any later capability.
+    """
+    major, minor, _ = _capability(target)
+    for arch in built:
+        built_major, built_minor, suffix = _capability(arch)
+        if "+PTX" in suffix and (built_major, built_minor) <= (major, minor):
+            return True
+        if built_major == major and (built_minor == minor if suffix.startswith("a") else built_minor <= minor):
+            return True
+    return False
+
+
+def installed_extension(source_root: str, serve_archs: list[str]) -> int:
+    """Checks the installed eav_kernels and its _C (see the module docstring); 0 when usable."""
+    import eav_kernels
+    from eav_kernels._extension import compiled_extension, extension_import_error
+
+    location = Path(eav_kernels.__file__).resolve()
+    print(f"eav_kernels {eav_kernels.__version__} from {location}")
+    problems = []
+    if location.is_relative_to(Path(source_root).resolve() / "eav_kernels"):
+        problems.append(f"the checkout's eav_kernels ({location.parent}) was imported, not the installed one")
+    extension = compiled_extension()
+    if extension is None:
+        problems.append(f"eav_kernels._C did not load (the package fell back to Python backends): "
+                        f"{extension_import_error()}")
+    else:
+        built = extension.cuda_archs().split()
+        print(f"eav_kernels._C loaded from {extension.__file__}; CUDA archs: {' '.join(built) or 'none'}")
+        problems += [f"its CUDA archs ({' '.join(built) or 'none'}) cannot run on this GPU's arch {target}"
+                     for target in serve_archs if not archs_serve(built, target)]
+    for problem in problems:
+        print(f"not usable: {problem}")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,9 +186,21 @@ def main(argv: list[str] | None = None) -> int:
     summary = commands.add_parser("pytest-summary", help="counts and skip reasons of a JUnit XML report")
     summary.add_argument("report")
     summary.add_argument("--expect-all-skipped", action="store_true")
+    select = commands.add_parser("select-wheel", help=f"the newest {WHEEL_PATTERN} in a folder")
+    select.add_argument("dist", type=Path)
+    installed = commands.add_parser("installed-extension", help="is the installed eav_kernels._C usable here")
+    installed.add_argument("--source-root", required=True, help="the checkout, whose eav_kernels must not be used")
+    installed.add_argument("--serve-archs", default="", help='the GPU arch(s) to run on, ";"-separated: "90a"')
     args = parser.parse_args(argv)
     if args.command == "preflight":
         return preflight(args.rehearsal)
+    if args.command == "select-wheel":
+        wheel = newest_wheel(args.dist)
+        if wheel is not None:
+            print(wheel)
+        return 0
+    if args.command == "installed-extension":
+        return installed_extension(args.source_root, [arch for arch in args.serve_archs.split(";") if arch])
     return pytest_summary(args.report, args.expect_all_skipped)
 
 

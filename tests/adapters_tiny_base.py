@@ -100,3 +100,11 @@ def twin_batch(case: ModelCase, inputs: dict[str, Any]) -> dict[str, Any]:
         else value
         for name, value in inputs.items()
     }
+
+
+def _times(tensor: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """tensor [B', ...] * factor (0-d or [B], B' = B * k batch-major), in float32, rounded once."""
+    if factor.dim() == 1:
+        factor = factor.repeat_interleave(tensor.shape[0] // factor.shape[0])
+        factor = factor.reshape((-1,) + (1,) * (tensor.dim() - 1))
+    return (tensor.float() * factor.float()).to(tensor.dtype)

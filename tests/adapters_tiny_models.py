@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 import eav_kernels as eav
 from adapters_tiny_base import ModelCase, randomise_, run  # noqa: F401 (re-exported for the tests)
-from adapters_tiny_base import gen as _gen, randn as _randn
+from adapters_tiny_base import _times, gen as _gen, randn as _randn
 from adapters_tiny_transformers import TRANSFORMER_CASES
 from adapters_tiny_unets import UNET_CASES
 
@@ -204,14 +204,6 @@ def _video_rows(case: ModelCase, sequence_length: int, layer_count: int) -> slic
     start = sequence_length - layer_count if case.text == "first" else 0
     rows = _generated_rows(case, layer_count)
     return slice(start + rows.start, start + rows.stop)
-
-
-def _times(tensor: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """tensor [B', ...] * factor (0-d or [B], B' = B * k batch-major), in float32, rounded once."""
-    if factor.dim() == 1:
-        factor = factor.repeat_interleave(tensor.shape[0] // factor.shape[0])
-        factor = factor.reshape((-1,) + (1,) * (tensor.dim() - 1))
-    return (tensor.float() * factor.float()).to(tensor.dtype)
 
 
 def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], *,

@@ -18,7 +18,7 @@ import torch
 import eav_kernels as eav
 import twin_open_sora
 import twin_open_sora_plan
-from adapters_tiny_models import _times  # score x tensor, batch-major, rounded once
+from adapters_tiny_base import _times  # score x tensor, batch-major, rounded once (no diffusers needed)
 from eav_kernels.engine import OPEN_SORA_PLAN_V1_1, OPEN_SORA_PLAN_V1_2, OPEN_SORA_V1_2, AdapterSpec
 
 # (layer, layer args, layer kwargs) -> (q [B', H, N, D], k [B', H, N, D], scale, num_frames)
