@@ -73,14 +73,17 @@ wheel-compat:
 # CUDA kernels for sm_90a by cmake (or, with a wheel in dist/, installs it instead; GPU_CHECK_WHEEL=never
 # builds anyway), and stops before the first step that needs a GPU. Output in build/gpu-rehearsal/;
 # docs/testing.md shows both runs.
+# A source-build rehearsal leaves the checkout's _C built for the rehearsal's torch: the target
+# forgets .venv's build stamp, so the next `make build` / `make test` rebuilds it for .venv.
 gpu-rehearsal:
 	@set -e; venv=build/rehearsal-venv; \
 	if [ ! -x $$venv/bin/python3 ]; then \
 	  for p in $${REHEARSAL_PYTHON:-} python3.12 python3; do \
 	    if [ -n "$$p" ] && $$p -c 'import sys' 2>/dev/null; then $$p -m venv $$venv; break; fi; done; fi; \
 	$$venv/bin/python3 -m pip install --quiet "torch==2.11.0" "triton==3.6.0" pytest numpy "setuptools>=64" cmake ninja; \
-	CUDA_HOME=$(CUDA_HOME) PATH=$(CUDA_HOME)/bin:$$PATH PYTHON=$$venv/bin/python3 MAX_JOBS=$${MAX_JOBS:-2} \
-	  bash benchmarks/gpu_check.sh --rehearsal
+	rc=0; CUDA_HOME=$(CUDA_HOME) PATH=$(CUDA_HOME)/bin:$$PATH PYTHON=$$venv/bin/python3 MAX_JOBS=$${MAX_JOBS:-2} \
+	  bash benchmarks/gpu_check.sh --rehearsal || rc=$$?; \
+	rm -f $(VENV)/.extension; exit $$rc
 
 clean:
 	rm -rf build $(VENV) eav_kernels/_C*.so eav_kernels/_C_build.json *.egg-info
