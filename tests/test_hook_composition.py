@@ -1,12 +1,13 @@
-"""Enhance-A-Video stacked with diffusers' cache hooks, in both orders, on a tiny Wan over several
-denoising steps: an output a cache reuses carries the score of the computation that produced it
-(docs/diffusers.md, "With diffusers' other hooks").
+"""Enhance-A-Video stacked with diffusers' cache, offloading and casting hooks, in both orders, on
+a tiny Wan over several denoising steps: an output a cache reuses carries the score of the
+computation that produced it; offloading and casting change nothing (docs/diffusers.md, "With
+diffusers' other hooks").
 
 Each expected output comes from the independent reference (``reference_output``) on a fresh copy
-of the model: for block-level caches (first-block cache, TaylorSeer) the same cache hook runs over
-the reference; for pyramid attention broadcast, whose reuse of an attention layer's output the
-reference's forward hooks cannot see, ``ReplayedAttentionCache`` replays PAB's documented decisions
-on top of the reference.
+of the model: for block-level caches (first-block cache, TaylorSeer), offloading and casting the
+same hook runs over the reference; for pyramid attention broadcast, whose reuse of an attention
+layer's output the reference's forward hooks cannot see, ``ReplayedAttentionCache`` replays PAB's
+documented decisions on top of the reference.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from diffusers import (  # noqa: E402
     apply_pyramid_attention_broadcast,
     apply_taylorseer_cache,
 )
-from diffusers.hooks import HookRegistry, ModelHook  # noqa: E402
+from diffusers.hooks import HookRegistry, ModelHook, apply_group_offloading  # noqa: E402
 
 from adapters_tiny_base import enhance_config, gen, one_thread  # noqa: E402,F401
 from adapters_tiny_models import CASES, attention_layer_names, reference_output, run  # noqa: E402
@@ -94,6 +95,23 @@ def _taylorseer(model):
         cache_interval=2, disable_cache_before_step=3, max_order=1, taylor_factors_dtype=torch.float32,
         cache_identifiers=[r"blocks\.\d+"],
     ))
+
+
+def _block_offloading(model):
+    cpu = torch.device("cpu")  # streams need CUDA: not exercised here
+    apply_group_offloading(model, onload_device=cpu, offload_device=cpu, offload_type="block_level",
+                           num_blocks_per_group=1)
+
+
+def _leaf_offloading(model):
+    cpu = torch.device("cpu")
+    apply_group_offloading(model, onload_device=cpu, offload_device=cpu, offload_type="leaf_level")
+
+
+def _layerwise_casting(model):
+    # the model method: it skips the layers Wan keeps in full precision (diffusers' bare
+    # apply_layerwise_casting breaks tiny Wan's timestep embedding even without Enhance-A-Video)
+    model.enable_layerwise_casting(storage_dtype=torch.bfloat16, compute_dtype=torch.float32)
 
 
 def _stack(apply_cache, order: str, placement: str):
@@ -187,6 +205,24 @@ def test_block_cache_reuse_carries_the_producing_score(apply_cache, order):
     assert len(calls) < len(TIMESTEPS), "the cache reused nothing: the test is blind"
     for out, ref in zip(actual, expected):
         assert_matches(out, ref)
+
+
+@pytest.mark.parametrize("apply_other", [_block_offloading, _leaf_offloading, _layerwise_casting],
+                         ids=["block_offloading", "leaf_offloading", "layerwise_casting"])
+@pytest.mark.parametrize("order", ["eav_first", "cache_first"])
+def test_offloading_and_casting_change_nothing(apply_other, order):
+    clock = [0.0]
+    steps = _step_inputs()[:2]
+    actual = _denoise(_stack(apply_other, order, "to_out"), steps, clock)
+
+    reference_model, plain = CASE.build(), CASE.build()
+    apply_other(reference_model)
+    apply_other(plain)
+    expected = _denoise(reference_model, steps, clock, _reference_step("to_out"))
+    unenhanced = _denoise(plain, steps, clock)
+    for out, ref, unchanged in zip(actual, expected, unenhanced):
+        assert_matches(out, ref)
+        assert_changed(out, unchanged)
 
 
 @pytest.mark.parametrize("order", ["eav_first", "cache_first"])
