@@ -10,6 +10,15 @@ attention calls into the layer's score, and puts the score where the config says
 - ``placement="to_out"`` (the paper's): on the layer's video output, after its projection;
 - a spec with a ``residual_branch``: on that module's output, for both placements
   (``residual_output``).
+
+An output a cache hands back (the layer's forward short-circuited by a cache inside ours, e.g.
+diffusers' pyramid attention broadcast registered first on the same module) makes no attention
+call; it carries the score of the computation that produced it (``reuse.py``). Where the score
+sits inside the output (``"attention_output"``), the cached object already has it and passes
+through; where it goes on the layer's output (``"to_out"``) or a residual branch, the cache holds
+the unscaled output and the producing computation's score is applied again. A cache outside ours
+(registered after Enhance-A-Video) stores our already scaled output and never calls us: the same
+result in both orders.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import torch
 from ..api import enhance_score, scale_video_tokens
 from .capture import AttentionCapture, ShardedIntensity, expand_to_batch
 from .forward_context import ForwardContext, bound_arguments
+from .reuse import ProducedOutput
 from .spec import AdapterSpec
 
 
@@ -42,6 +52,7 @@ class LayerEnhancement:
         self.last_score: torch.Tensor | None = None  # 0-d or [B]: the score of the latest call
         self.pending_residual_score: torch.Tensor | None = None  # for the residual branch
         self.generated: slice | None = None  # the generated video rows of the latest call's input
+        self.produced: ProducedOutput | None = None  # the latest computed (not reused) output
 
     def forward(self, module: torch.nn.Module, layer_forward: Callable, args: tuple, kwargs: dict,
                 sharded: ShardedIntensity | None = None) -> Any:
@@ -49,7 +60,11 @@ class LayerEnhancement:
         (diffusers context parallelism), else ``None``."""
         self.pending_residual_score = None
         if not self.context.active:
-            return layer_forward(*args, **kwargs)
+            output = layer_forward(*args, **kwargs)
+            if self._is_reused(output):
+                return self._reused(output)
+            self.produced = ProducedOutput(output, None, None)
+            return output
         self.num_frames = self._num_frames(module, args, kwargs)
         hidden_states = args[0] if args else kwargs[self.first_parameter]  # [B', N_layer, C]
         if sharded is not None and self.context.video_tokens is not None:
@@ -58,12 +73,14 @@ class LayerEnhancement:
                 "whose input mixes conditioning tokens with the generated video tokens"
             )
         self.generated = self.spec.generated_rows(hidden_states.shape[1], self.context.video_tokens)
-        score_in_call = self.config.placement == "attention_output" and self.spec.residual_branch is None
+        score_in_call = self._score_in_call
         capture = AttentionCapture(self, self.num_frames, hidden_states.shape[1], score_in_call,
                                    self.context.readers, sharded)
         with capture:
             output = layer_forward(*args, **kwargs)
         if not capture.cross_frame_intensities:
+            if self._is_reused(output):
+                return self._reused(output)
             raise RuntimeError(
                 f"Enhance-A-Video saw no attention computation in {self.name} "
                 f"({type(module).__name__}): no scaled_dot_product_attention, aten attention op, "
@@ -73,6 +90,7 @@ class LayerEnhancement:
             )
         cross_frame_intensities = torch.cat(capture.cross_frame_intensities)
         self.last_score = self.score_from(cross_frame_intensities)
+        self.produced = ProducedOutput(output, self.last_score, self.generated)
         if self.config.recorder is not None:
             self.config.recorder.record_layer(self.name, cross_frame_intensities, self.last_score)
         if score_in_call:
@@ -81,6 +99,27 @@ class LayerEnhancement:
             self.pending_residual_score = self.last_score
             return output
         return _map_video_output(output, lambda video: self.scale_video(video, self.last_score))
+
+    @property
+    def _score_in_call(self) -> bool:
+        """Whether the score multiplies each attention call's output (inside the layer)."""
+        return self.config.placement == "attention_output" and self.spec.residual_branch is None
+
+    def _is_reused(self, output: Any) -> bool:
+        return self.produced is not None and self.produced.is_returned_again(output)
+
+    def _reused(self, output: Any) -> Any:
+        """A cached ``output`` the layer computed earlier, with the score of that computation:
+        already inside it (score in the attention call, or the computation was not enhanced), or
+        applied again here (``"to_out"``; a residual branch's output)."""
+        score = self.last_score = self.produced.score
+        if score is None or self._score_in_call:
+            return output
+        if self.spec.residual_branch is not None:
+            self.pending_residual_score = score
+            return output
+        self.generated = self.produced.generated
+        return _map_video_output(output, lambda video: self.scale_video(video, score))
 
     def _num_frames(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> int:
         if self.spec.num_frames_from == "layer":
