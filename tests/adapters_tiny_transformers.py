@@ -316,6 +316,65 @@ def _kandinsky6_inputs(batch_size, generator, timestep=500.0):
                          audio_hidden_states=randn(generator, batch_size, 6, 4))
 
 
+def _minimax_h3_build():
+    model = _diffusers("MiniMaxH3Transformer3DModel")(
+        num_attention_heads=2, attention_head_dim=16, hidden_size=16, num_layers=2, num_refiner_layers=1,
+        ffn_dim=32, in_channels=4, audio_in_channels=4, patch_size=(1, 2, 2), text_dim=16, freq_dim=16,
+        time_embed_hidden_dim=16, time_embed_dim=8, rope_freq_dim=2,
+    )
+    return randomise_(model, gen(26))
+
+
+# MiniMax-H3's packed rows, in order: 5 text, one keyframe condition frame (4 x 4 positions after
+# 2 x 2 patches of an 8 x 8 latent), 2 audio latents x 2 channels, then the target video
+_MINIMAX_POSITIONS = 4 * 4
+_MINIMAX_PACKED = (("text", 5), ("condition", _MINIMAX_POSITIONS), ("audio", 2 * 2),
+                   ("video", FRAMES * _MINIMAX_POSITIONS))
+_MINIMAX_CONDITIONING = sum(rows for kind, rows in _MINIMAX_PACKED if kind != "video")
+
+
+def _minimax_h3_layout() -> dict[str, torch.Tensor]:
+    """The structural forward arguments of the packed sequence above, as the t2va pipeline builds
+    them: a keyframe anchored at the first frame's rotary time, target frames at increasing
+    times on one (h, w) grid, audio pinned to the grid's width extremes."""
+    spans = {kind: torch.arange(rows) for kind, rows in _MINIMAX_PACKED}
+    starts, start = {}, 0
+    for kind, rows in _MINIMAX_PACKED:
+        starts[kind], start = start, start + rows
+    positions = torch.zeros(start, 3)  # [L, 3]: (t, h, w)
+    grid = torch.stack(torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij"), -1).view(-1, 2)
+    positions[:5, 0] = spans["text"].float()
+    positions[starts["condition"]:starts["audio"], 0] = 5.0
+    positions[starts["condition"]:starts["audio"], 1:] = grid
+    positions[starts["audio"]:starts["video"], 0] = 5.0 + torch.arange(2.0).repeat(2)
+    positions[starts["audio"]:starts["video"], 2] = torch.tensor([0.0, 0.0, 3.0, 3.0])
+    frame_times = 5.0 + torch.tensor([0.0, 5 / 3, 5 / 3 * 5])
+    positions[starts["video"]:, 0] = frame_times.repeat_interleave(_MINIMAX_POSITIONS)
+    positions[starts["video"]:, 1:] = grid.repeat(FRAMES, 1)
+    tags = torch.zeros(start, dtype=torch.long)  # 0 video, 1 text, 2 audio
+    tags[:5], tags[starts["audio"]:starts["video"]] = 1, 2
+    timestep_indices = torch.zeros(start, dtype=torch.long)  # 0: the target's level, 1: the held keyframe's
+    timestep_indices[starts["condition"]:starts["audio"]] = 1
+    return dict(
+        position_ids=positions, token_tags=tags, timestep_indices=timestep_indices,
+        video_indices=torch.cat([starts["condition"] + spans["condition"], starts["video"] + spans["video"]]),
+        audio_indices=starts["audio"] + spans["audio"], text_indices=spans["text"],
+    )
+
+
+def _minimax_h3_inputs(batch_size, generator, timestep=900.0):
+    """Rising timesteps (the model's t = 1 is clean, here scaled by 1000 like the other cases): the
+    target's level and the keyframe's, held near clean."""
+    return dict(
+        hidden_states=randn(generator, batch_size, _MINIMAX_POSITIONS * (1 + FRAMES), 16),  # [B, N_video, C*2*2]
+        audio_hidden_states=randn(generator, batch_size, 2 * 2, 4),
+        encoder_hidden_states=randn(generator, batch_size, 5, 16),
+        timestep=torch.tensor([timestep, 999.0]),
+        return_dict=False,
+        **_minimax_h3_layout(),
+    )
+
+
 # ---- the cases ------------------------------------------------------------------------------
 
 _TRANSFORMER_BLOCKS_ATTN1 = r"transformer_blocks\.\d+\.attn1"
@@ -343,6 +402,10 @@ TRANSFORMER_CASES = [
     ModelCase("allegro", _allegro_build, _video_inputs, _TRANSFORMER_BLOCKS_ATTN1, None, FRAMES),
     ModelCase("ltx2_video", _ltx2_build, _ltx2_inputs, _TRANSFORMER_BLOCKS_ATTN1, None, FRAMES,
               conditioning_tokens=_LTX2_KEYFRAME_TOKENS, conditioning="after"),
+    ModelCase("minimax_h3", _minimax_h3_build, _minimax_h3_inputs, r"transformer_blocks\.\d+\.attn", None, FRAMES,
+              conditioning_tokens=_MINIMAX_CONDITIONING, conditioning="before", timestep_rises=True,
+              unbatched=("timestep", "timestep_indices", "token_tags", "position_ids", "video_indices",
+                         "audio_indices", "text_indices")),
     ModelCase("kandinsky5", _kandinsky5_build, _kandinsky5_inputs, r"visual_transformer_blocks\.\d+\.self_attention",
               None, FRAMES, unbatched=("visual_rope_pos", "text_rope_pos")),
     ModelCase("kandinsky6", _kandinsky6_build, _kandinsky6_inputs,

@@ -10,6 +10,8 @@ from .readers import (
     ltx2_video_tokens,
     kandinsky5_sparse_attention,
     ltx_num_frames,
+    minimax_h3_num_frames,
+    minimax_h3_video_tokens,
     skyreels_causal_blocks,
 )
 from .refused import REFUSED_MODELS
@@ -258,6 +260,31 @@ LTX2_VIDEO = AdapterSpec(
     "attention call and raises.",
 )
 
+MINIMAX_H3 = AdapterSpec(
+    model="MiniMaxH3Transformer3DModel",
+    self_attention=r"transformer_blocks\.\d+\.attn",
+    text=None,
+    num_frames=minimax_h3_num_frames,
+    video_tokens=minimax_h3_video_tokens,
+    conditioning="before",
+    timestep_rises=True,
+    notes="One packed sequence per sample, laid out by the caller: [text | keyframe conditions | "
+    "target audio | target video] (t2va, fl2va; ref2va puts reference blocks where the keyframes "
+    "are), full self-attention over all of it in transformer_blocks.*.attn, no cross-attention. "
+    "Only the target video is measured and scaled: its rows are the video_indices run that closes "
+    "the sequence, its frames the runs of equal rotary time in position_ids (F runs of S rows on "
+    "one (h, w) grid, checked: another layout raises ValueError with the numbers). Text, keyframe "
+    "condition rows and audio are attended, neither measured nor scaled (text sits among the "
+    "conditioning rows before the video, so the spec has text=None). The token refiner "
+    "(token_refiner.*, text only) is left alone. Timesteps are the distinct noise levels of the "
+    "sequence in [0, 1], rising (1 = clean): set num_train_timesteps=1 for a window, which reads "
+    "the noisiest level; with the pipeline's default flow shifts that is the target video's "
+    "(conditioning rows are held at max(t, 0.999); audio, shifted by 3, is never noisier than "
+    "video, shifted by 12; text rows carry the video's). The layout is read on the host once "
+    "per forward. Under context parallelism (its _cp_plan splits the packed sequence) the mixed "
+    "input raises NotImplementedError, as for every model with conditioning rows.",
+)
+
 LATTE = AdapterSpec(
     model="LatteTransformer3DModel",
     self_attention=r"temporal_transformer_blocks\.\d+\.attn1",
@@ -343,6 +370,6 @@ SUPPORTED_MODELS: dict[str, AdapterSpec] = {
     for spec in (
         COGVIDEOX, CONSISID, EASYANIMATE, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, HUNYUAN_VIDEO_FRAMEPACK,
         MOTIF_VIDEO, MOCHI, WAN, SKYREELS_V2, WAN_VACE, WAN_ANIMATE, HELIOS, ANYFLOW, COSMOS, ALLEGRO,
-        LTX_VIDEO, LTX2_VIDEO, LATTE, KANDINSKY5, KANDINSKY6, UNET_MOTION, UNET_3D, UNET_SPATIO_TEMPORAL,
+        LTX_VIDEO, LTX2_VIDEO, MINIMAX_H3, LATTE, KANDINSKY5, KANDINSKY6, UNET_MOTION, UNET_3D, UNET_SPATIO_TEMPORAL,
     )
 }

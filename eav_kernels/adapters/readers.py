@@ -98,3 +98,52 @@ def kandinsky5_sparse_attention(model: torch.nn.Module, arguments: Arguments) ->
             "token blocks through flex_attention: the dense F x F temporal softmax is not computed"
         )
     return None
+
+
+def minimax_h3_target_video(model: torch.nn.Module, arguments: Arguments) -> tuple[int, int]:
+    """``(target video rows, latent frames)`` of a MiniMax-H3 forward, read off its packed layout
+    and checked.
+
+    The caller packs one sequence ``[text | keyframe conditions | target audio | target video]``
+    (``position_ids [L, 3]``: each row's ``(t, h, w)`` rotary coordinates; ``video_indices
+    [N_video]``: the packed rows of the video latents, conditioning rows first). The target video
+    is the run of video rows that closes the sequence; its frames are the runs of equal rotary
+    time in it: ``F`` runs of ``S`` rows each, times strictly increasing, every frame on frame 0's
+    ``(h, w)`` grid (frame-major, token ``t * S + s``). Anything else raises ``ValueError`` with the
+    numbers. Reads the layout on the host (one sync per forward)."""
+    name = type(model).__name__
+    positions = arguments["position_ids"].detach().to("cpu", torch.float64)  # [L, 3]
+    video_rows = arguments["video_indices"].detach().to("cpu", torch.long)  # [N_video]
+    length = positions.shape[0]
+    last = int(video_rows[-1]) if video_rows.numel() else None
+    if last != length - 1:
+        raise ValueError(
+            f"{name}: Enhance-A-Video reads the target video as the video rows that close the packed "
+            f"sequence ([text | conditions | target audio | target video]); the last of the "
+            f"{video_rows.numel()} video_indices is {last}, not the sequence's last row {length - 1}"
+        )
+    closing = video_rows == torch.arange(length - video_rows.numel(), length)  # [N_video]
+    count = int(closing.flip(0).cumprod(0).sum())  # the contiguous run ending at row L - 1
+    times, sizes = torch.unique_consecutive(positions[length - count:, 0], return_counts=True)
+    frames, per_frame = times.numel(), int(sizes[0])
+    grid = positions[length - count:, 1:]  # [F * S, 2]
+    if (sizes != per_frame).any() or (times.diff() <= 0).any() or not torch.equal(
+        grid.view(frames, per_frame, 2), grid[:per_frame].expand(frames, -1, -1)
+    ):
+        raise ValueError(
+            f"{name}: the {count} target video rows (packed rows {length - count}..{length - 1}) are not "
+            f"F frames of S positions: their rotary times form {frames} runs of sizes "
+            f"{sizes[:8].tolist()}{'...' if frames > 8 else ''} at times {times[:8].tolist()}"
+            f"{'...' if frames > 8 else ''} (need equal sizes, increasing times, one (h, w) grid)"
+        )
+    return count, frames
+
+
+def minimax_h3_num_frames(model: torch.nn.Module, arguments: Arguments) -> int:
+    """MiniMax-H3's target latent frames (``minimax_h3_target_video``)."""
+    return minimax_h3_target_video(model, arguments)[1]
+
+
+def minimax_h3_video_tokens(model: torch.nn.Module, arguments: Arguments) -> int:
+    """MiniMax-H3's target video rows, the last of each layer's packed input (``minimax_h3_target_video``)."""
+    return minimax_h3_target_video(model, arguments)[0]

@@ -32,11 +32,6 @@ REFUSED_MODELS: dict[str, str] = {
         "attention through flex_attention: the dense F x F temporal softmax is not computed, and no "
         "torch SDPA call exists for the adapter to measure"
     ),
-    "MiniMaxH3Transformer3DModel": (
-        "not supported yet: one packed sequence [text | keyframe conditions | target audio | target "
-        "video] whose layout the caller builds (video_indices, position_ids), so the frame count and the "
-        "target video rows are not readable from the forward's tensors in a way the adapter can check"
-    ),
     "SanaVideoTransformer3DModel": _NO_SOFTMAX,
     "SanaWMTransformer3DModel": (
         "not supported: three of every four blocks are gated delta-net (linear recurrence) attention "

@@ -1,0 +1,75 @@
+"""Models whose caller lays out one packed sequence (MiniMax-H3): the target video's rows and
+frames are read off the forward's layout arguments and checked; a layout that cannot be read that
+way raises ValueError with the numbers, before anything is computed."""
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
+
+from adapters_tiny_base import enhance_config, run
+from adapters_tiny_models import CASES
+from eav_kernels import apply_enhance_a_video, remove_enhance_a_video
+from eav_kernels.adapters.readers import minimax_h3_target_video
+
+CASE = CASES["minimax_h3"]
+TARGET_ROWS = CASE.num_frames * 16  # the tiny layout: F frames of 4 x 4 positions close the sequence
+
+
+@pytest.fixture(scope="module")
+def model():
+    return CASE.build()
+
+
+def _layout():
+    return CASE.inputs(1, torch.Generator().manual_seed(0))
+
+
+def test_reads_target_rows_and_frames_of_the_pipeline_layout(model):
+    assert minimax_h3_target_video(model, _layout()) == (TARGET_ROWS, CASE.num_frames)
+
+
+def test_target_video_not_closing_the_sequence_raises_with_the_numbers(model):
+    inputs = _layout()
+    inputs["video_indices"] = inputs["video_indices"][:-1]  # the last row is no video row
+    length = inputs["position_ids"].shape[0]
+    with pytest.raises(ValueError, match=f"is {length - 2}, not the sequence's last row {length - 1}"):
+        minimax_h3_target_video(model, inputs)
+
+
+def test_frames_of_unequal_size_raise(model):
+    """A video row just before the target at frame 0's rotary time (a keyframe anchored at the
+    first frame with no audio rows between) joins the closing run: its first frame would hold
+    17 rows, which is refused, not guessed."""
+    inputs = _layout()
+    positions = inputs["position_ids"]  # [L, 3]
+    length = positions.shape[0]
+    positions[length - TARGET_ROWS - 1] = positions[length - TARGET_ROWS]
+    inputs["video_indices"] = torch.arange(length - TARGET_ROWS - 1, length)
+    with pytest.raises(ValueError, match=r"runs of sizes \[17, 16, 16\]"):
+        minimax_h3_target_video(model, inputs)
+
+
+@pytest.mark.parametrize("change", ["decreasing times", "another grid"])
+def test_frames_not_frame_major_raise(model, change):
+    inputs = _layout()
+    target = inputs["position_ids"][-TARGET_ROWS:]  # [F * S, 3] view
+    if change == "decreasing times":
+        target[-16:, 0] = target[0, 0] - 1.0
+    else:
+        target[-16:, 1:] = target[-16:, 1:].flip(0)  # the last frame's positions in another order
+    with pytest.raises(ValueError, match="are not F frames of S positions"):
+        minimax_h3_target_video(model, inputs)
+
+
+def test_unreadable_layout_raises_at_the_enhanced_forward(model):
+    inputs = _layout()
+    inputs["position_ids"][-16:, 0] += 100.0 * torch.arange(16.0)  # the last frame's rows at 16 times
+    plain = run(model, {**inputs, "position_ids": inputs["position_ids"].clone()})  # the model itself runs
+    apply_enhance_a_video(model, enhance_config(4.0))
+    try:
+        with pytest.raises(ValueError, match="18 runs"):
+            run(model, inputs)
+    finally:
+        remove_enhance_a_video(model)
+    assert torch.equal(run(model, inputs), plain)
