@@ -43,7 +43,8 @@ class ModelCase:
     conditioning: str = "after"  # where they sit: "before" or "after" the generated tokens
     unbatched: tuple[str, ...] = ()  # forward inputs without a batch axis
     window: bool = True  # whether the model takes a denoising window (EDM timesteps do not)
-    latent: str = "hidden_states"  # the forward input holding the latent video (batch on dim 0)
+    latent: str = "hidden_states"  # the forward input holding the latent video (batch on dim 0, or a list)
+    twin: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # batch-1 inputs -> two identical samples
 
 
 def randomise_(model: torch.nn.Module, generator: torch.Generator) -> torch.nn.Module:
@@ -87,19 +88,40 @@ def to_bfloat16(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def run(model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
-    """The model's (first) output tensor for ``inputs``, without autograd."""
+    """The model's (first) output tensor for ``inputs``, without autograd (a list of per-sample
+    outputs stacked on a batch axis)."""
     with torch.no_grad():
         out = model(**inputs)
-    return out[0] if isinstance(out, (tuple, list)) else out
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    return torch.stack(out) if isinstance(out, list) else out
 
 
 def twin_batch(case: ModelCase, inputs: dict[str, Any]) -> dict[str, Any]:
-    """``inputs`` of batch 1 repeated into a batch of two identical samples."""
-    return {
-        name: torch.cat([value, value]) if isinstance(value, torch.Tensor) and name not in case.unbatched
+    """``inputs`` of batch 1 repeated into a batch of two identical samples (per-sample lists
+    repeated; the case's own ``twin`` for anything else it needs)."""
+    twins = {
+        name: value if name in case.unbatched
+        else torch.cat([value, value]) if isinstance(value, torch.Tensor)
+        else value * 2 if isinstance(value, list) and all(isinstance(item, torch.Tensor) for item in value)
         else value
         for name, value in inputs.items()
     }
+    return twins if case.twin is None else case.twin(twins)
+
+
+def batch_size_of(latents: torch.Tensor | list[torch.Tensor]) -> int:
+    """The batch of ``latents`` ``[B, ...]``, or of a list of per-sample latents."""
+    return len(latents) if isinstance(latents, list) else latents.shape[0]
+
+
+def cast_inputs(inputs: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
+    """``inputs`` with every floating tensor (also inside lists) in ``dtype``."""
+    def cast(value):
+        if isinstance(value, torch.Tensor):
+            return value.to(dtype) if value.is_floating_point() else value
+        return [cast(item) for item in value] if isinstance(value, list) else value
+
+    return {name: cast(value) for name, value in inputs.items()}
 
 
 def _times(tensor: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Tiny random-weight diffusers video transformers, and an independent Enhance-A-Video reference.
 
 The reference shares no code with ``eav_kernels.adapters``: it patches
-``torch.nn.functional.scaled_dot_product_attention`` for the duration of one forward (test-only),
-uses plain ``torch.nn.Module`` forward hooks, computes CFI with the float64
+``torch.nn.functional.scaled_dot_product_attention`` and ``flex_attention`` for the duration of
+one forward (test-only), uses plain ``torch.nn.Module`` forward hooks, computes CFI with the float64
 ``cross_frame_intensity_reference`` and scales with its own arithmetic. Where to scale comes from
 this file's own per-model table (``ModelCase``), written from reading each diffusers block.
 """
@@ -13,11 +13,12 @@ import re
 from typing import Any
 
 import torch
+import torch.nn.attention.flex_attention as flex_attention
 import torch.nn.functional as F
 
 import eav_kernels as eav
 from adapters_tiny_base import ModelCase, randomise_, run  # noqa: F401 (re-exported for the tests)
-from adapters_tiny_base import _times, gen as _gen, randn as _randn
+from adapters_tiny_base import _times, batch_size_of, gen as _gen, randn as _randn
 from adapters_tiny_transformers import TRANSFORMER_CASES
 from adapters_tiny_unets import UNET_CASES
 
@@ -131,6 +132,23 @@ def _ltx_inputs(batch_size, generator, timestep=500.0):
     )
 
 
+def _ltx_condition_inputs(batch_size, generator, timestep=500.0):
+    """As LTXConditionPipeline calls it: no num_frames, ``video_coords [B, 3, N]`` ((t, h, w) per
+    token, t in seconds at 25 fps), one keyframe latent (4 x 4 tokens, placed at pixel frame 8)
+    prepended to the generated 3 x 4 x 4 grid, clean (timestep 0) where the grid is noisy."""
+    frames = torch.tensor([0.0, 1.0, 9.0])  # latent frames' first pixel frames: (8 i + 1 - 8) clamped at 0
+    grid = torch.stack(torch.meshgrid(frames / 25, 32.0 * torch.arange(4.0), 32.0 * torch.arange(4.0),
+                                      indexing="ij")).flatten(1)  # [3, 48]
+    keyframe = torch.stack(torch.meshgrid(torch.tensor([8.0 / 25]), 32.0 * torch.arange(4.0),
+                                          32.0 * torch.arange(4.0), indexing="ij")).flatten(1)  # [3, 16]
+    timesteps = torch.full((batch_size, 16 + 48), timestep)
+    timesteps[:, :16] = 0.0
+    inputs = _ltx_inputs(batch_size, generator, timestep)
+    del inputs["num_frames"], inputs["height"], inputs["width"]
+    return dict(inputs, hidden_states=_randn(generator, batch_size, 16 + 48, 4), timestep=timesteps,
+                video_coords=torch.cat([keyframe, grid], dim=1).expand(batch_size, 3, 16 + 48))
+
+
 # ---- Mochi ----------------------------------------------------------------------------------
 
 def _mochi_build():
@@ -180,6 +198,8 @@ CASES = {
                   r"(single_)?transformer_blocks\.\d+\.attn", "last", 3),
         ModelCase("wan", _wan_build, _video_and_text_inputs, r"blocks\.\d+\.attn1", None, 3),
         ModelCase("ltx_video", _ltx_build, _ltx_inputs, r"transformer_blocks\.\d+\.attn1", None, 3),
+        ModelCase("ltx_video_condition", _ltx_build, _ltx_condition_inputs, r"transformer_blocks\.\d+\.attn1",
+                  None, 3, conditioning_tokens=16, conditioning="before"),
         ModelCase("mochi", _mochi_build, _mochi_inputs, r"transformer_blocks\.\d+\.attn1", "last", 3,
                   residual_branch="norm2", timestep_rises=True),
         ModelCase("latte", _latte_build, _video_and_text_inputs, r"temporal_transformer_blocks\.\d+\.attn1",
@@ -210,24 +230,27 @@ def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], 
                      placement="to_out", per_sample=False) -> torch.Tensor:
     """The model's output with Enhance-A-Video applied to the layers in ``weights``
     (``{module name: enhance weight}``), computed independently of ``eav_kernels.adapters``."""
-    batch_size = inputs[case.latent].shape[0]
+    batch_size = batch_size_of(inputs[case.latent])
     current = {}  # layer name -> {"video": int, "cfis": [per-call [B_call] float64]}
     active_layer: list[str | None] = [None]
-    original_sdpa = F.scaled_dot_product_attention
 
     def score(name, cfi):  # cfi [L] float64, L = batch_size * k
         cfi = cfi.view(batch_size, -1).mean(1) if per_sample else cfi.mean()
         return (cfi * (case.num_frames + weights[name])).clamp(min=1.0).float()
 
-    def patched_sdpa(query, key, value, *args, **kwargs):
-        out = original_sdpa(query, key, value, *args, **kwargs)
+    def measured(attention):
+        """``attention`` on ``[B, H, N, D]`` (torch SDPA, flex_attention), measured and scaled."""
+        return lambda query, key, value, *args, **kwargs: measure(
+            query, key, attention(query, key, value, *args, **kwargs), kwargs.get("scale"))
+
+    def measure(query, key, out, scale):
         name = active_layer[0]
         if name is None:
             return out
         rows = _video_rows(case, query.shape[2], current[name]["video"])
         cfi = eav.cross_frame_intensity_reference(
             query[:, :, rows], key[:, :, rows], case.num_frames,
-            scale=kwargs.get("scale") or query.shape[-1] ** -0.5, per_sample=True,
+            scale=scale or query.shape[-1] ** -0.5, per_sample=True,
         )
         current[name]["cfis"].append(cfi)
         if placement == "attention_output" and case.residual_branch is None:
@@ -271,11 +294,15 @@ def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], 
                 parent = model.get_submodule(name.rpartition(".")[0])
                 handles.append(parent.get_submodule(case.residual_branch).register_forward_hook(residual_hook(name)))
     assert len(handles) > 0 or not weights, f"reference matched no layer of {case.name}"
+    originals = [(F, "scaled_dot_product_attention"), (flex_attention, "flex_attention")]
+    originals = [(module, name, getattr(module, name)) for module, name in originals]
     try:
-        F.scaled_dot_product_attention = patched_sdpa
+        for module, name, attention in originals:
+            setattr(module, name, measured(attention))
         return run(model, inputs)
     finally:
-        F.scaled_dot_product_attention = original_sdpa
+        for module, name, attention in originals:
+            setattr(module, name, attention)
         for handle in handles:
             handle.remove()
 

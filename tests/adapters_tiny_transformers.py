@@ -6,6 +6,8 @@ small grid, 5 text tokens, random weights. Builders import diffusers lazily."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from adapters_tiny_base import ModelCase, gen, randn, randomise_, text_mask
@@ -179,6 +181,60 @@ def _wan_animate_inputs(batch_size, generator, timestep=500.0):
         pose_hidden_states=randn(generator, batch_size, 4, FRAMES, 8, 8),
         face_pixel_values=randn(generator, batch_size, 3, 4 * FRAMES - 3, 16, 16),
     )
+
+
+def _wan_animate2_build():
+    """Its generation attention's BlockMask is built eagerly here (the model compiles it with
+    torch.compile, ~20 s on CPU); the mask is the model's own (create_mask)."""
+    from unittest import mock
+
+    import diffusers.models.transformers.transformer_wan_animate_2 as module
+
+    model = _diffusers("WanAnimate2Transformer3DModel")(
+        patch_size=(1, 2, 2), text_len=8, in_dim=12, dim=32, ffn_dim=32, freq_dim=16, text_dim=16, out_dim=4,
+        num_heads=2, num_layers=2, use_img_emb=False,
+    )
+    eager = functools.partial(module.create_block_mask, _compile=False)
+    with mock.patch.object(module, "create_block_mask", lambda *args, _compile, **kwargs: eager(*args, **kwargs)):
+        model.block_masks[(FRAMES, 4 * 4)] = model.create_mask(FRAMES, 4 * 4, torch.device("cpu"))
+    return randomise_(model, gen(27))
+
+
+def _wan_animate2_cache(generator, batch_size):
+    """Every layer's cached reference K/V (pre-RoPE, ``[B, FRAMES * 4 * 4, heads, head_dim]``), as
+    the reference pass leaves them."""
+    from diffusers.models.transformers.transformer_wan_animate_2 import WanAnimate2KVCache
+
+    cache = WanAnimate2KVCache(2)
+    for layer in range(2):
+        cache.get(layer).store(*(randn(generator, batch_size, FRAMES * 16, 2, 16) for _ in range(2)))
+    return cache
+
+
+def _wan_animate2_inputs(batch_size, generator, timestep=500.0):
+    """A denoising pass (kv_cache_mode="cached"): per-sample lists of ``[C, 1 + F, H, W]`` latents
+    (frame 0: the reference image's slot) and their condition latents; the full video is this
+    segment (origin_len 9 frames = F latent frames, origin_area 64 x 64 pixels = 4 x 4 positions)."""
+    def samples(*shape):
+        return [randn(generator, *shape) for _ in range(batch_size)]
+
+    return dict(
+        hidden_states=samples(4, 1 + FRAMES, 8, 8), timestep=_timestep(batch_size, timestep),
+        encoder_hidden_states=samples(5, 16), condition_latents=samples(8, 1 + FRAMES, 8, 8),
+        kv_cache=_wan_animate2_cache(generator, batch_size), kv_cache_mode="cached", seq_len=(1 + FRAMES) * 16,
+        reference_grid_sizes=torch.tensor([[FRAMES, 4, 4]]).repeat(batch_size, 1), origin_len=9, origin_area=[64, 64],
+        return_dict=False,
+    )
+
+
+def _wan_animate2_twin(inputs):
+    """Two identical samples: the cached K/V of the one sample, twice."""
+    from diffusers.models.transformers.transformer_wan_animate_2 import WanAnimate2KVCache
+
+    cache = WanAnimate2KVCache(2)
+    for layer in range(2):
+        cache.get(layer).store(*(torch.cat([part, part]) for part in inputs["kv_cache"].get(layer).get()))
+    return {**inputs, "kv_cache": cache}
 
 
 def _helios_build():
@@ -395,6 +451,8 @@ TRANSFORMER_CASES = [
     ModelCase("wan_vace", _wan_vace_build, _wan_vace_inputs, _WAN_BLOCKS_ATTN1, None, FRAMES),
     ModelCase("wan_animate", _wan_animate_build, _wan_animate_inputs, _WAN_BLOCKS_ATTN1, None, FRAMES,
               conditioning_tokens=4 * 4, conditioning="before"),
+    ModelCase("wan_animate_2", _wan_animate2_build, _wan_animate2_inputs, r"blocks\.\d+\.self_attn", "last", FRAMES,
+              conditioning_tokens=4 * 4, conditioning="before", twin=_wan_animate2_twin),
     ModelCase("helios", _helios_build, _helios_inputs, _WAN_BLOCKS_ATTN1, None, FRAMES,
               conditioning_tokens=_HELIOS_HISTORY, conditioning="before"),
     ModelCase("anyflow", _anyflow_build, _anyflow_inputs, _WAN_BLOCKS_ATTN1, None, FRAMES),

@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
 
-from adapters_tiny_base import enhance_config, one_thread, to_bfloat16, twin_batch  # noqa: F401
+from adapters_tiny_base import cast_inputs, enhance_config, one_thread, to_bfloat16, twin_batch  # noqa: F401
 from adapters_tiny_models import CASES, attention_layer_names, reference_output, run
 from eav_kernels import apply_enhance_a_video, remove_enhance_a_video
 from output_checks import assert_changed, assert_matches
@@ -132,8 +132,7 @@ def test_per_sample_scores(case_and_model, outputs, placement):
 def test_bfloat16_matches_reference(case_and_model, outputs):
     case, model = case_and_model
     model = to_bfloat16(copy.deepcopy(model))
-    inputs = {k: v.to(torch.bfloat16) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-              for k, v in outputs.inputs.items()}
+    inputs = cast_inputs(outputs.inputs, torch.bfloat16)
     weights = {name: 4.0 for name in outputs.names}
     expected = reference_output(model, case, inputs, weights).float()
     base = run(model, inputs).float()

@@ -1,6 +1,8 @@
-"""Models whose caller lays out one packed sequence (MiniMax-H3): the target video's rows and
-frames are read off the forward's layout arguments and checked; a layout that cannot be read that
-way raises ValueError with the numbers, before anything is computed."""
+"""Models whose generated video sits in a packed sequence laid out by the caller or by the
+model: MiniMax-H3 (the target video's rows and frames are read off the forward's layout
+arguments and checked) and Wan-Animate-2 (generation rows at the head of a 128-aligned flex
+buffer; the reference pass runs untouched). A layout that cannot be read raises ValueError with
+the numbers, before anything is computed."""
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from eav_kernels import apply_enhance_a_video, remove_enhance_a_video
 from eav_kernels.adapters.readers import minimax_h3_target_video
 
 CASE = CASES["minimax_h3"]
+WAN_ANIMATE_2 = CASES["wan_animate_2"]
 TARGET_ROWS = CASE.num_frames * 16  # the tiny layout: F frames of 4 x 4 positions close the sequence
 
 
@@ -73,3 +76,62 @@ def test_unreadable_layout_raises_at_the_enhanced_forward(model):
     finally:
         remove_enhance_a_video(model)
     assert torch.equal(run(model, inputs), plain)
+
+
+def _reference_pass_inputs(cache):
+    """Wan-Animate-2's reference pass over a 3-frame driving segment, filling ``cache``."""
+    generator = torch.Generator().manual_seed(3)
+    return dict(
+        hidden_states=[torch.randn(4, 3, 8, 8, generator=generator)], timestep=torch.tensor([900.0]),
+        encoder_hidden_states=[torch.randn(5, 16, generator=generator)],
+        condition_latents=[torch.randn(8, 3, 8, 8, generator=generator)], kv_cache=cache, kv_cache_mode="extract",
+        seq_len=3 * 16, offset_grid_sizes=torch.tensor([[3, 4, 4]]), return_dict=False,
+    )
+
+
+def test_wan_animate2_reference_pass_runs_untouched():
+    """The reference pass fills the K/V cache the denoising passes attend: enhanced, it computes
+    exactly what it computes plain (its output and every cached K/V), while a denoising pass on
+    the same model is enhanced."""
+    from diffusers.models.transformers.transformer_wan_animate_2 import WanAnimate2KVCache
+
+    model = WAN_ANIMATE_2.build()
+    plain_cache, enhanced_cache = WanAnimate2KVCache(2), WanAnimate2KVCache(2)
+    plain = run(model, _reference_pass_inputs(plain_cache))
+    denoising = WAN_ANIMATE_2.inputs(1, torch.Generator().manual_seed(4))
+    plain_denoised = run(model, denoising)
+    apply_enhance_a_video(model, enhance_config(4.0))
+    try:
+        assert torch.equal(run(model, _reference_pass_inputs(enhanced_cache)), plain)
+        assert (run(model, denoising) - plain_denoised).abs().max().item() > 1e-4
+    finally:
+        remove_enhance_a_video(model)
+    for layer in range(2):
+        for cached, expected in zip(enhanced_cache.get(layer).get(), plain_cache.get(layer).get()):
+            assert torch.equal(cached, expected)
+
+
+def test_wan_animate2_buffer_of_another_frame_size_raises_with_the_numbers():
+    """origin_area of 128 x 64 pixels lays frames out at 32 rows, the latents have 16 positions
+    per frame: the generated rows would not be the buffer's first rows."""
+    model = WAN_ANIMATE_2.build()
+    inputs = {**WAN_ANIMATE_2.inputs(1, torch.Generator().manual_seed(5)), "origin_area": [128, 64]}
+    apply_enhance_a_video(model, enhance_config(4.0))
+    try:
+        with pytest.raises(ValueError, match=r"at 32 rows each \(origin_area=\[128, 64\]\) but the latents have 16"):
+            run(model, inputs)
+    finally:
+        remove_enhance_a_video(model)
+
+
+def test_ltx_forward_without_frame_count_or_coords_says_what_to_pass():
+    case = CASES["ltx_video_condition"]
+    model = case.build()
+    inputs = case.inputs(1, torch.Generator().manual_seed(6))
+    del inputs["video_coords"]
+    apply_enhance_a_video(model, enhance_config(4.0))
+    try:
+        with pytest.raises(ValueError, match="needs `num_frames` .* or `video_coords`"):
+            run(model, inputs)
+    finally:
+        remove_enhance_a_video(model)

@@ -1,6 +1,6 @@
 """End to end: tiny pipelines (random weights, prompt embeddings passed, no downloads) run a few
 denoising steps with Enhance-A-Video applied to the whole pipeline: CogVideoX, Wan 2.1, Wan 2.2
-with two experts (text-to-video and image-to-video)."""
+with two experts (text-to-video and image-to-video), LTX-Video with a keyframe condition."""
 
 import pytest
 import torch
@@ -37,7 +37,17 @@ PIPELINES = {  # name: (build, call arguments)
     "wan": (lambda: _wan_pipeline("wan"), dict(height=32, width=32, num_frames=9)),
     "wan2.2": (lambda: _wan_pipeline("wan2.2"), dict(height=32, width=32, num_frames=9)),
     "wan2.2-i2v": (lambda: _wan_pipeline("wan2.2-i2v"), dict(height=32, width=32, num_frames=9)),
+    "ltx-condition": (tiny.tiny_ltx_condition_pipeline, dict(height=32, width=32, num_frames=9)),
 }
+
+
+def _keyframe_condition(size):
+    """A keyframe at the last pixel frame: LTXConditionPipeline prepends its latent's tokens to the
+    generated ones (a condition at frame 0 would be blended into the first latent frame)."""
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+    image = torch.rand(1, 3, size["height"], size["width"], generator=torch.Generator().manual_seed(2))
+    return [LTXVideoCondition(image=image, frame_index=size["num_frames"] - 1)]
 
 
 def _generate(pipe, size):
@@ -46,6 +56,9 @@ def _generate(pipe, size):
                   negative_prompt_embeds=torch.randn(1, 5, 16, generator=generator))
     if isinstance(pipe, diffusers.WanImageToVideoPipeline):
         embeds["image"] = torch.rand(1, 3, size["height"], size["width"], generator=generator)
+    if isinstance(pipe, diffusers.LTXConditionPipeline):
+        embeds.update(prompt_attention_mask=torch.ones(1, 5), negative_prompt_attention_mask=torch.ones(1, 5),
+                      conditions=_keyframe_condition(size))
     return pipe(**embeds, guidance_scale=5.0, num_inference_steps=2, generator=torch.Generator().manual_seed(1),
                 output_type="pt", **size).frames
 
@@ -106,3 +119,25 @@ def test_pipeline_without_a_video_model_is_refused():
 
     with pytest.raises(TypeError, match="no video model"):
         apply_enhance_a_video(ImagePipeline(), enhance_config(4.0))
+
+
+def test_ltx_condition_pipeline_reads_frames_from_video_coords():
+    """LTXConditionPipeline passes no num_frames: every forward (two steps, cond and uncond
+    batched) reads the 3 generated latent frames off video_coords, past the keyframe's 64
+    prepended tokens (of 256: one latent frame of 8 x 8). Which rows are measured and scaled is
+    checked against the independent reference on the tiny model (case ltx_video_condition)."""
+    build, size = PIPELINES["ltx-condition"]
+    pipe = build()
+    recorder = CFIRecorder()
+    seen = []
+    handle = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((kwargs["hidden_states"].shape[1], kwargs.get("num_frames"))),
+        with_kwargs=True)
+    apply_enhance_a_video(pipe, enhance_config(4.0, recorder=recorder))
+    try:
+        _generate(pipe, size)
+    finally:
+        remove_enhance_a_video(pipe)
+        handle.remove()
+    assert seen == [(256, None)] * 2
+    assert [forward["num_frames"] for forward in recorder.to_dict()["forwards"]] == [3, 3]

@@ -140,6 +140,38 @@ def tiny_wan_pipeline(kind: str = "wan", text_encoder: bool = True):
                     scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0), **experts)
 
 
+def tiny_ltx_vae():
+    """An LTX-Video VAE with 8 channels per block: 8 latent channels, 4x spatial and 4x temporal
+    compression (causal encoder, as LTX-Video's)."""
+    import diffusers
+
+    vae = diffusers.AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+        patch_size_t=1, encoder_causal=True, decoder_causal=False,
+    )
+    vae.use_framewise_encoding = vae.use_framewise_decoding = False
+    return _randomise_(vae, 14)
+
+
+def tiny_ltx_condition_pipeline():
+    """``LTXConditionPipeline`` (keyframe / video conditions) without tokenizer and text encoder:
+    pass ``prompt_embeds`` (width 16) and their attention masks."""
+    import diffusers
+
+    transformer = diffusers.LTXVideoTransformer3DModel(
+        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=2, attention_head_dim=8,
+        cross_attention_dim=16, num_layers=2, caption_channels=16,
+    )
+    return diffusers.LTXConditionPipeline(
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(), vae=tiny_ltx_vae(), text_encoder=None,
+        tokenizer=None, transformer=_randomise_(transformer, 15),
+    )
+
+
 MODEL_TYPES = {  # --model-type: (builder, eav generate size flags)
     "cogvideox": (tiny_cogvideox_pipeline, f"--frames 9 --height 64 --width 64; prompts pad to {TEXT_TOKENS} tokens"),
     "wan": (lambda: tiny_wan_pipeline("wan"), "--frames 9 --height 32 --width 32"),

@@ -10,9 +10,13 @@ from .readers import (
     ltx2_video_tokens,
     kandinsky5_sparse_attention,
     ltx_num_frames,
+    ltx_video_tokens,
     minimax_h3_num_frames,
     minimax_h3_video_tokens,
     skyreels_causal_blocks,
+    wan_animate2_num_frames,
+    wan_animate2_reference_pass,
+    wan_animate2_video_tokens,
 )
 from .refused import REFUSED_MODELS
 from .spec import AdapterSpec
@@ -183,6 +187,30 @@ WAN_ANIMATE = AdapterSpec(
     "from video tokens to motion vectors, left alone. Text and CLIP image tokens are in attn2.",
 )
 
+WAN_ANIMATE_2 = AdapterSpec(
+    model="WanAnimate2Transformer3DModel",
+    self_attention=r"blocks\.\d+\.self_attn",
+    text="last",
+    num_frames=wan_animate2_num_frames,
+    video_tokens=wan_animate2_video_tokens,
+    conditioning="before",
+    forward_untouched=wan_animate2_reference_pass,
+    notes="Two passes per segment. The reference pass (kv_cache_mode='extract') encodes the driving "
+    "video and fills each layer's K/V cache: it is no denoising pass of the generated video and "
+    "runs untouched. Each denoising pass (kv_cache_mode='cached') attends through one flex "
+    "BlockMask call over a 128-aligned buffer: queries [generation; zero padding], keys "
+    "[generation; zero padding; cached reference K/V], each generation frame seeing every "
+    "generation token plus the reference frame of its index. The generation rows are the "
+    "buffer's first rows, frame-major (checked: origin_area must give the latents' positions per "
+    "frame), the padding sits where a last text would (so text='last'). The CFI is the generated "
+    "frames' own F x F temporal softmax, as the method defines it: the softmax over the F frames "
+    "of one spatial position, from their q and k; the reference keys and padding the model also "
+    "attends are outside it. Latent frame 0 of hidden_states [C, 1 + F, H, W] (a list, one per "
+    "sample) is the reference image's slot: attended, not measured or scaled; F = latent frames "
+    "- 1 (previous-segment frames given as condition count in F). Runs on the flex backend only "
+    "(the model's choice); text and cross-attention (cross_attn) left alone.",
+)
+
 HELIOS = AdapterSpec(
     model="HeliosTransformer3DModel",
     self_attention=r"blocks\.\d+\.attn1",
@@ -236,11 +264,18 @@ LTX_VIDEO = AdapterSpec(
     self_attention=r"transformer_blocks\.\d+\.attn1",
     text=None,
     num_frames=ltx_num_frames,
+    video_tokens=ltx_video_tokens,
+    conditioning="before",
     recommended_weight=4.0,
-    notes="Input is already packed frame-major tokens [B, F*H*W, C]; the frame count comes from "
-    "the forward's num_frames argument (latent frames). Text is in attn2 (cross-attention). "
-    "LTXConditionPipeline prepends keyframe tokens and passes video_coords without num_frames: "
-    "that forward raises (no frame count to read).",
+    notes="Input is already packed frame-major tokens [B, F*H*W, C]; LTXPipeline passes the latent "
+    "frame count as num_frames. LTXConditionPipeline passes no num_frames but video_coords "
+    "[B, 3, N] (t, h, w per token) and prepends the tokens of keyframe conditions placed at a "
+    "frame_index > 0 to the generated grid: the grid is read off video_coords as the trailing "
+    "frames (runs of equal t) whose times increase (the grid starts at t = 0, a prepended "
+    "keyframe sits at its frame_index > 0), checked frame-major; the prepended tokens are "
+    "attended, neither measured nor scaled. Conditions at frame_index 0 are blended into the "
+    "first latent frames and count in F. Its timestep is per token; the window reads the "
+    "noisiest. Text is in attn2 (cross-attention).",
 )
 
 LTX2_VIDEO = AdapterSpec(
@@ -369,7 +404,7 @@ SUPPORTED_MODELS: dict[str, AdapterSpec] = {
     spec.model: spec
     for spec in (
         COGVIDEOX, CONSISID, EASYANIMATE, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, HUNYUAN_VIDEO_FRAMEPACK,
-        MOTIF_VIDEO, MOCHI, WAN, SKYREELS_V2, WAN_VACE, WAN_ANIMATE, HELIOS, ANYFLOW, COSMOS, ALLEGRO,
+        MOTIF_VIDEO, MOCHI, WAN, SKYREELS_V2, WAN_VACE, WAN_ANIMATE, WAN_ANIMATE_2, HELIOS, ANYFLOW, COSMOS, ALLEGRO,
         LTX_VIDEO, LTX2_VIDEO, MINIMAX_H3, LATTE, KANDINSKY5, KANDINSKY6, UNET_MOTION, UNET_3D, UNET_SPATIO_TEMPORAL,
     )
 }

@@ -52,20 +52,58 @@ def grid_tokens(frames_axis_: int, spatial_axes: Sequence[int], patch: str, patc
     return video_tokens
 
 
-def ltx_num_frames(model: torch.nn.Module, arguments: Arguments) -> int:
-    """LTX-Video takes packed tokens ``[B, N, C]`` and the latent frame count as ``num_frames``."""
+def _given_num_frames(model: torch.nn.Module, arguments: Arguments) -> int:
+    """The forward's ``num_frames`` argument (latent frames), which must be given."""
     if arguments.get("num_frames") is None:
-        raise ValueError(
-            f"{type(model).__name__} forward needs `num_frames` for Enhance-A-Video (a forward given "
-            "only `video_coords`, as LTXConditionPipeline makes, has no frame count to read)"
-        )
+        raise ValueError(f"{type(model).__name__} forward needs `num_frames` for Enhance-A-Video")
     return int(arguments["num_frames"])
+
+
+def ltx_generated_video(model: torch.nn.Module, arguments: Arguments) -> tuple[int, int]:
+    """``(generated tokens, latent frames)`` of an LTX-Video forward on packed ``[B, N, C]`` tokens.
+
+    ``LTXPipeline`` passes ``num_frames`` (every token is generated). ``LTXConditionPipeline``
+    passes only ``video_coords [B, 3, N]`` (each token's ``(t, h, w)``), with keyframe condition
+    tokens prepended to the generated ``F x H x W`` grid: the grid is the trailing run of frames
+    (runs of equal ``t``) whose times increase, its first frame at the video's start ``t``, after
+    which a prepended keyframe (placed at its ``frame_index > 0``) breaks the increase. Checked
+    like ``frame_major_rows``; neither argument raises ``ValueError`` naming both."""
+    tokens = arguments["hidden_states"].shape[1]
+    if arguments.get("num_frames") is not None:
+        return tokens, int(arguments["num_frames"])
+    coords = arguments.get("video_coords")  # [B, 3, N]
+    if coords is None:
+        raise ValueError(
+            f"{type(model).__name__} forward needs `num_frames` (LTXPipeline passes it) or `video_coords` "
+            "(LTXConditionPipeline passes it) for Enhance-A-Video: it got neither, so the latent frame "
+            "count cannot be read"
+        )
+    coords = coords.detach().to("cpu", torch.float64)
+    if not torch.equal(coords, coords[:1].expand_as(coords)):
+        raise ValueError(f"{type(model).__name__}: video_coords differ between batch elements")
+    times, sizes = torch.unique_consecutive(coords[0, 0], return_counts=True)
+    increasing = (times[1:] > times[:-1]).flip(0)  # [runs - 1], from the end
+    frames = 1 + int(increasing.cumprod(0).sum())
+    rows = int(sizes[-frames:].sum())
+    return rows, frame_major_rows(type(model).__name__, coords[0].T[tokens - rows:], "video_coords")
+
+
+def ltx_num_frames(model: torch.nn.Module, arguments: Arguments) -> int:
+    """LTX-Video's latent frames (``ltx_generated_video``)."""
+    return ltx_generated_video(model, arguments)[1]
+
+
+def ltx_video_tokens(model: torch.nn.Module, arguments: Arguments) -> int | None:
+    """LTX-Video's generated tokens, the last of each layer's input (``ltx_generated_video``);
+    ``None`` when every token is (no prepended keyframe: context parallelism stays possible)."""
+    rows = ltx_generated_video(model, arguments)[0]
+    return None if rows == arguments["hidden_states"].shape[1] else rows
 
 
 def ltx2_num_frames(model: torch.nn.Module, arguments: Arguments) -> int:
     """LTX-2's ``num_frames`` counts latent frames before temporal patching (its RoPE grid steps
     by ``patch_size_t``)."""
-    return -(-ltx_num_frames(model, arguments) // _patch(model, "patch_size_t"))
+    return -(-_given_num_frames(model, arguments) // _patch(model, "patch_size_t"))
 
 
 def ltx2_video_tokens(model: torch.nn.Module, arguments: Arguments) -> int:
@@ -100,6 +138,26 @@ def kandinsky5_sparse_attention(model: torch.nn.Module, arguments: Arguments) ->
     return None
 
 
+def frame_major_rows(name: str, positions: torch.Tensor,  # [N, 3]: (t, h, w) of each row
+                     source: str) -> int:
+    """The frame count ``F`` of ``N`` rows that must be ``F`` frames of ``S`` positions,
+    frame-major (row ``t * S + s``): runs of equal ``t``, all of ``S`` rows, times increasing,
+    every frame on frame 0's ``(h, w)`` grid. Else ``ValueError`` with the numbers."""
+    times, sizes = torch.unique_consecutive(positions[:, 0], return_counts=True)
+    frames, per_frame = times.numel(), int(sizes[0])
+    grid = positions[:, 1:]  # [F * S, 2]
+    if (sizes != per_frame).any() or (times.diff() <= 0).any() or not torch.equal(
+        grid.view(frames, per_frame, 2), grid[:per_frame].expand(frames, -1, -1)
+    ):
+        raise ValueError(
+            f"{name}: the {positions.shape[0]} generated video rows are not F frames of S positions: "
+            f"their times in {source} form {frames} runs of sizes {sizes[:8].tolist()}"
+            f"{'...' if frames > 8 else ''} at times {times[:8].tolist()}{'...' if frames > 8 else ''} "
+            "(need equal sizes, increasing times, one (h, w) grid)"
+        )
+    return frames
+
+
 def minimax_h3_target_video(model: torch.nn.Module, arguments: Arguments) -> tuple[int, int]:
     """``(target video rows, latent frames)`` of a MiniMax-H3 forward, read off its packed layout
     and checked.
@@ -107,10 +165,9 @@ def minimax_h3_target_video(model: torch.nn.Module, arguments: Arguments) -> tup
     The caller packs one sequence ``[text | keyframe conditions | target audio | target video]``
     (``position_ids [L, 3]``: each row's ``(t, h, w)`` rotary coordinates; ``video_indices
     [N_video]``: the packed rows of the video latents, conditioning rows first). The target video
-    is the run of video rows that closes the sequence; its frames are the runs of equal rotary
-    time in it: ``F`` runs of ``S`` rows each, times strictly increasing, every frame on frame 0's
-    ``(h, w)`` grid (frame-major, token ``t * S + s``). Anything else raises ``ValueError`` with the
-    numbers. Reads the layout on the host (one sync per forward)."""
+    is the run of video rows that closes the sequence, checked frame-major
+    (``frame_major_rows``); anything else raises ``ValueError`` with the numbers. Reads the layout
+    on the host (one sync per forward)."""
     name = type(model).__name__
     positions = arguments["position_ids"].detach().to("cpu", torch.float64)  # [L, 3]
     video_rows = arguments["video_indices"].detach().to("cpu", torch.long)  # [N_video]
@@ -124,19 +181,7 @@ def minimax_h3_target_video(model: torch.nn.Module, arguments: Arguments) -> tup
         )
     closing = video_rows == torch.arange(length - video_rows.numel(), length)  # [N_video]
     count = int(closing.flip(0).cumprod(0).sum())  # the contiguous run ending at row L - 1
-    times, sizes = torch.unique_consecutive(positions[length - count:, 0], return_counts=True)
-    frames, per_frame = times.numel(), int(sizes[0])
-    grid = positions[length - count:, 1:]  # [F * S, 2]
-    if (sizes != per_frame).any() or (times.diff() <= 0).any() or not torch.equal(
-        grid.view(frames, per_frame, 2), grid[:per_frame].expand(frames, -1, -1)
-    ):
-        raise ValueError(
-            f"{name}: the {count} target video rows (packed rows {length - count}..{length - 1}) are not "
-            f"F frames of S positions: their rotary times form {frames} runs of sizes "
-            f"{sizes[:8].tolist()}{'...' if frames > 8 else ''} at times {times[:8].tolist()}"
-            f"{'...' if frames > 8 else ''} (need equal sizes, increasing times, one (h, w) grid)"
-        )
-    return count, frames
+    return count, frame_major_rows(name, positions[length - count:], "position_ids")
 
 
 def minimax_h3_num_frames(model: torch.nn.Module, arguments: Arguments) -> int:
@@ -147,3 +192,36 @@ def minimax_h3_num_frames(model: torch.nn.Module, arguments: Arguments) -> int:
 def minimax_h3_video_tokens(model: torch.nn.Module, arguments: Arguments) -> int:
     """MiniMax-H3's target video rows, the last of each layer's packed input (``minimax_h3_target_video``)."""
     return minimax_h3_target_video(model, arguments)[0]
+
+
+def wan_animate2_reference_pass(model: torch.nn.Module, arguments: Arguments) -> bool:
+    """Wan-Animate-2's ``kv_cache_mode="extract"`` forward encodes the driving video into the K/V
+    cache: no denoising pass of the generated video."""
+    return arguments.get("kv_cache_mode") == "extract"
+
+
+def wan_animate2_num_frames(model: torch.nn.Module, arguments: Arguments) -> int:
+    """Wan-Animate-2's generated latent frames: each sample's ``[C, 1 + F, H, W]`` latents (a list)
+    less frame 0, the reference image's slot."""
+    latents = arguments["hidden_states"][0]  # [C, 1 + F, H, W]
+    return latents.shape[1] // _patch(model, "patch_size", 0) - 1
+
+
+def wan_animate2_video_tokens(model: torch.nn.Module, arguments: Arguments) -> int:
+    """Wan-Animate-2's generated tokens ``F * h * w`` (after the reference slot's ``h * w``).
+
+    The generation attention scatters each frame's ``h * w`` rows into a buffer laid out for
+    ``origin_area`` (``origin_area[0] * origin_area[1] / 256`` rows per frame); the generated rows
+    are the buffer's first rows, frame-major, only when the two agree: else ``ValueError``."""
+    latents = arguments["hidden_states"][0]  # [C, 1 + F, H, W]
+    _, p_h, p_w = (int(p) for p in model.config["patch_size"])
+    positions = (latents.shape[2] // p_h) * (latents.shape[3] // p_w)
+    origin_area = arguments.get("origin_area")
+    buffer_positions = None if origin_area is None else origin_area[0] * origin_area[1] // 256
+    if buffer_positions != positions:
+        raise ValueError(
+            f"{type(model).__name__}: the generation attention lays frames out at "
+            f"{buffer_positions} rows each (origin_area={origin_area}) but the latents have {positions} "
+            "positions per frame: the generated rows are not contiguous frame-major rows of the call"
+        )
+    return wan_animate2_num_frames(model, arguments) * positions

@@ -43,9 +43,4 @@ REFUSED_MODELS: dict[str, str] = {
         "keys a sliding-window KV cache (sink + history + current), so there is no square F x F "
         "temporal softmax over the generated frames"
     ),
-    "WanAnimate2Transformer3DModel": (
-        "not supported: the generation pass attends [generation | cached reference K/V] through a flex "
-        "BlockMask (no torch SDPA call the adapter can measure), and the reference pass is a separate "
-        "forward over reference tokens only"
-    ),
 }

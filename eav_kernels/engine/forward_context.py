@@ -57,6 +57,9 @@ class ForwardContext:
         refusal = spec.forward_refusal(model, arguments) if spec.forward_refusal is not None else None
         if refusal is not None:
             raise TypeError(f"Enhance-A-Video cannot enhance this {type(model).__name__} forward: {refusal}")
+        if spec.forward_untouched is not None and spec.forward_untouched(model, arguments):
+            self.active = False  # not a denoising pass of the generated video
+            return
         if not torch.compiler.is_compiling():
             # attention libraries imported or backends registered since the last forward
             install_taps(self.layer_modules)
@@ -78,7 +81,8 @@ class ForwardContext:
                 f"{spec.model}: the forward has no argument {spec.video_input!r} (the spec's "
                 f"video_input); it got {sorted(arguments)}"
             )
-        self.batch_size = arguments[spec.video_input].shape[0]
+        latents = arguments[spec.video_input]  # [B, ...], or a list of B per-sample latents
+        self.batch_size = len(latents) if isinstance(latents, (list, tuple)) else latents.shape[0]
         self.num_frames = spec.num_frames(model, arguments) if spec.num_frames_from == "model" else None
         self.video_tokens = spec.video_tokens(model, arguments) if spec.video_tokens is not None else None
         if config.recorder is not None:

@@ -73,7 +73,8 @@ class AdapterSpec:
             forward's arguments, read at every layer call (Open-Sora-Plan passes ``frame=``).
         num_frames_from: ``"model"`` (default) or ``"layer"``, see ``num_frames``.
         video_input: the model forward's argument holding the video latents; its first dimension
-            is the batch that ``per_sample`` scores fold back to.
+            (or its length, for a list of per-sample latents) is the batch that ``per_sample``
+            scores fold back to.
         residual_branch: ``None``, or the name (relative to the attention layer's parent block)
             of the module whose output is the layer's video branch as added to the residual.
             Set when the block normalises the attention output before the residual add, which
@@ -83,14 +84,18 @@ class AdapterSpec:
             module docstring); anything else raises ``NotImplementedError``.
         notes: the traps found in this model, for the docs and the next reader.
         video_tokens: ``None`` (every token of a targeted layer's first argument is a generated
-            video token), or ``(model, forward_arguments) -> int``: how many of them are, read
-            once per model forward; the rest are conditioning tokens, attended but neither
-            measured nor scaled (Framepack's history latents, LTX-2's appended keyframes).
+            video token), or ``(model, forward_arguments) -> int | None``: how many of them are
+            (``None``: all), read once per model forward; the rest are conditioning tokens,
+            attended but neither measured nor scaled (Framepack's history latents, LTX-2's
+            appended keyframes).
         conditioning: where those conditioning tokens sit in the layer's input: ``"before"``
             (the generated tokens are the last ``video_tokens``) or ``"after"``.
         forward_refusal: ``None``, or ``(model, forward_arguments) -> str | None``: a reason
             this forward cannot be enhanced (a mode of the model where the method has no clear
             meaning, e.g. a causal block mask); the forward then raises ``TypeError`` with it.
+        forward_untouched: ``None``, or ``(model, forward_arguments) -> bool``: whether this
+            forward is no denoising pass of the video being generated (Wan-Animate-2's
+            reference pass, which only fills a K/V cache); such a forward runs untouched.
         window_refusal: ``None``, or why the denoising window cannot be read off this model's
             ``timestep`` (e.g. an EDM noise level): a window other than the whole schedule then
             raises ``ValueError`` with it.
@@ -107,9 +112,10 @@ class AdapterSpec:
     num_frames_from: FramesSource = "model"
     video_input: str = "hidden_states"
     token_order: str = "frame_major"
-    video_tokens: Callable[[torch.nn.Module, Mapping[str, Any]], int] | None = None
+    video_tokens: Callable[[torch.nn.Module, Mapping[str, Any]], int | None] | None = None
     conditioning: ConditioningSide = "after"
     forward_refusal: Callable[[torch.nn.Module, Mapping[str, Any]], str | None] | None = None
+    forward_untouched: Callable[[torch.nn.Module, Mapping[str, Any]], bool] | None = None
     window_refusal: str | None = None
     recommended_weight: float | None = None
 
