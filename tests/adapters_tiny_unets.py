@@ -1,4 +1,4 @@
-"""Tiny random-weight diffusers video UNets (AnimateDiff, ModelScope, Stable Video Diffusion),
+"""Tiny random-weight diffusers video UNets (AnimateDiff, ModelScope, I2VGen-XL, Stable Video Diffusion),
 each a ``ModelCase``: their temporal attentions see ``B * H * W`` sequences of the F frames.
 
 One resolution level (8 x 8 latents) plus the mid block, one layer per block, 3 frames."""
@@ -52,6 +52,22 @@ def _unet_motion_inputs(batch_size, generator, timestep=500.0):
     return inputs
 
 
+def _i2vgen_xl_build():
+    model = _diffusers("I2VGenXLUNet")(
+        sample_size=8, in_channels=4, out_channels=4, **_LEVELS,
+        down_block_types=("CrossAttnDownBlock3D",), up_block_types=("CrossAttnUpBlock3D",), attention_head_dim=4,
+    )
+    return randomise_(model, gen(33))
+
+
+def _i2vgen_xl_inputs(batch_size, generator, timestep=500.0):
+    """The image's VAE latents repeated over the frames (as the pipeline does) and its CLIP embedding."""
+    inputs = _unet_3d_inputs(batch_size, generator, timestep)
+    image = randn(generator, batch_size, 4, 1, 8, 8)
+    return dict(inputs, fps=torch.full((batch_size,), 16.0), image_latents=image.repeat(1, 1, FRAMES, 1, 1),
+                image_embeddings=randn(generator, batch_size, 16))
+
+
 def _svd_build():
     model = _diffusers("UNetSpatioTemporalConditionModel")(
         sample_size=8, in_channels=8, out_channels=4, block_out_channels=(32,), layers_per_block=1,
@@ -80,6 +96,9 @@ UNET_CASES = [
               _LEVEL_BLOCKS + r"\.motion_modules\.\d+\.transformer_blocks\.\d+\.attn[12]", None, FRAMES,
               latent="sample"),
     ModelCase("unet_3d", _unet_3d_build, _unet_3d_inputs,
+              r"(transformer_in|" + _LEVEL_BLOCKS + r"\.temp_attentions\.\d+)\.transformer_blocks\.\d+\.attn[12]",
+              None, FRAMES, latent="sample"),
+    ModelCase("i2vgen_xl", _i2vgen_xl_build, _i2vgen_xl_inputs,
               r"(transformer_in|" + _LEVEL_BLOCKS + r"\.temp_attentions\.\d+)\.transformer_blocks\.\d+\.attn[12]",
               None, FRAMES, latent="sample"),
     ModelCase("unet_spatio_temporal", _svd_build, _svd_inputs,

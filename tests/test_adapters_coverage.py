@@ -1,6 +1,7 @@
 """Every video model diffusers exports is decided: supported (a spec, with notes and a tiny-model
 case in tests/adapters_tiny_models.py) or refused with a reason. A diffusers upgrade that adds a
-``*Transformer3DModel`` fails here until someone decides."""
+``*Transformer3DModel`` fails here until someone decides; video models named otherwise (the UNets,
+Cosmos 3, LTX-2's diffusion decoder) are listed by name."""
 
 import pytest
 import torch
@@ -14,7 +15,9 @@ from eav_kernels.adapters import refused_models, supported_models
 from eav_kernels.adapters.models import SUPPORTED_MODELS
 from eav_kernels.adapters.spec import find_spec
 
-VIDEO_UNETS = ("UNetMotionModel", "UNetSpatioTemporalConditionModel", "UNet3DConditionModel")
+VIDEO_UNETS = ("UNetMotionModel", "UNetSpatioTemporalConditionModel", "UNet3DConditionModel", "I2VGenXLUNet")
+# video models whose names follow neither pattern (diffusers 0.42): Cosmos 3, LTX-2's diffusion decoder
+OTHER_VIDEO_MODELS = ("Cosmos3OmniTransformer", "LTX2VideoDiffusionDecoderModel")
 
 # The video models this adapter set was planned against (diffusers 0.42): a later diffusers that
 # drops or renames one reports it here (skipped, with the name) instead of silently testing less.
@@ -25,12 +28,13 @@ PLANNED = (
     "AllegroTransformer3DModel", "EasyAnimateTransformer3DModel", "ConsisIDTransformer3DModel",
     "Kandinsky5Transformer3DModel", "Kandinsky6Transformer3DModel", "SanaVideoTransformer3DModel",
     "MotifVideoTransformer3DModel", "HeliosTransformer3DModel", "AnyFlowTransformer3DModel",
-    "MiniMaxH3Transformer3DModel", *VIDEO_UNETS,
+    "MiniMaxH3Transformer3DModel", *VIDEO_UNETS, *OTHER_VIDEO_MODELS,
 )
 
 
 def _exported_video_models() -> list[str]:
-    return sorted({name for name in dir(diffusers) if name.endswith("Transformer3DModel")} | set(VIDEO_UNETS))
+    named = {name for name in dir(diffusers) if name.endswith("Transformer3DModel")}
+    return sorted(named | {name for name in (*VIDEO_UNETS, *OTHER_VIDEO_MODELS) if hasattr(diffusers, name)})
 
 
 def test_every_exported_video_model_is_supported_or_refused():
@@ -59,6 +63,7 @@ def test_refused_model_raises_type_error_with_its_reason(name):
     message = str(error.value)
     assert f"does not apply to {name}" in message and refused_models()[name] in message
     assert len(refused_models()[name]) > 40, "a refusal must say why"
+    assert "yet" not in refused_models()[name].split(), "a refusal is a reason, not a to-do"
 
 
 def test_subclass_of_refused_model_is_refused():

@@ -385,6 +385,21 @@ UNET_3D = AdapterSpec(
     "attentions (attentions.*) and the temporal convolutions (temp_convs) are untouched.",
 )
 
+I2VGEN_XL_UNET = AdapterSpec(
+    model="I2VGenXLUNet",
+    self_attention=_UNET3D_TEMPORAL + r"\.transformer_blocks\.\d+\.attn[12]",
+    text=None,
+    num_frames=frames_axis(2, argument="sample"),  # sample [B, C, F, H, W]
+    video_input="sample",
+    notes="I2VGen-XL: ModelScope's blocks (transformer_in and temp_attentions.*: two temporal "
+    "self-attentions per block, B * H * W sequences of F frames, both enhanced). The image "
+    "conditioning runs in its own modules, left alone: image_latents_temporal_encoder (a "
+    "temporal self-attention over the image latents' projection, concatenated to the sample on "
+    "channels) and the image context tokens of the cross-attentions (attn2 of the spatial "
+    "attentions.*). The sample is [B, C, F, H, W] (its docstring says frames first; the code "
+    "reads channels first).",
+)
+
 UNET_SPATIO_TEMPORAL = AdapterSpec(
     model="UNetSpatioTemporalConditionModel",
     self_attention=r"(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.attentions\.\d+"
@@ -405,6 +420,6 @@ SUPPORTED_MODELS: dict[str, AdapterSpec] = {
     for spec in (
         COGVIDEOX, CONSISID, EASYANIMATE, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, HUNYUAN_VIDEO_FRAMEPACK,
         MOTIF_VIDEO, MOCHI, WAN, SKYREELS_V2, WAN_VACE, WAN_ANIMATE, WAN_ANIMATE_2, HELIOS, ANYFLOW, COSMOS, ALLEGRO,
-        LTX_VIDEO, LTX2_VIDEO, MINIMAX_H3, LATTE, KANDINSKY5, KANDINSKY6, UNET_MOTION, UNET_3D, UNET_SPATIO_TEMPORAL,
+        LTX_VIDEO, LTX2_VIDEO, MINIMAX_H3, LATTE, KANDINSKY5, KANDINSKY6, UNET_MOTION, UNET_3D, I2VGEN_XL_UNET, UNET_SPATIO_TEMPORAL,
     )
 }

@@ -1,6 +1,7 @@
 """Video models of diffusers that Enhance-A-Video refuses, each with the reason
 (``apply_enhance_a_video`` raises ``TypeError`` quoting it). Two kinds: models where the method has
-no clear meaning, and models the hook machinery cannot reach yet (said so in the reason)."""
+no clear meaning (no softmax over the generated frames, no video), and models whose layers the
+engine cannot read (said so in the reason, with what it would need)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,13 @@ REFUSED_MODELS: dict[str, str] = {
         "consistency the method could improve"
     ),
     "Cosmos3OmniTransformer": (
-        "not supported yet: a packed mixture-of-transformers omni model (a causal text pathway and a "
-        "bidirectional generation pathway in one ragged packed sequence), whose video rows, frame count "
-        "and attention calls the adapter does not model"
+        "its layers do not have the shape the engine reads a video from: each decoder layer takes "
+        "(understanding, generation) unbatched [N, C] streams and returns the generation stream second; "
+        "its generation attention pairs generation queries with [understanding; generation] keys, so the "
+        "video's query and key rows sit at different offsets; and the video is one or more per-item spans "
+        "(vision_sequence_indexes, vision_token_shapes) among sound and action tokens. The generated "
+        "frames' temporal softmax is defined, but reading it needs an engine that maps query and key rows "
+        "separately, per item, which this adapter set does not have"
     ),
     "JoyImageEditTransformer3DModel": "an image editor (image in, image out): there are no video frames",
     "JoyImageEditPlusTransformer3DModel": "an image editor (images in, image out): there are no video frames",
@@ -32,11 +37,18 @@ REFUSED_MODELS: dict[str, str] = {
         "attention through flex_attention: the dense F x F temporal softmax is not computed, and no "
         "torch SDPA call exists for the adapter to measure"
     ),
+    "LTX2VideoDiffusionDecoderModel": (
+        "a pixel-space diffusion decoder run after the latent video is generated (latents to pixels), "
+        "not the video generator the method enhances; and its attention is 3D neighborhood attention "
+        "(a kernel_size window of frames and positions per token, through a flex BlockMask or NATTEN), so "
+        "no softmax spans the F frames of a position"
+    ),
     "SanaVideoTransformer3DModel": _NO_SOFTMAX,
     "SanaWMTransformer3DModel": (
-        "not supported: three of every four blocks are gated delta-net (linear recurrence) attention "
-        "with no softmax; the softmax blocks run a dual-branch (main + camera UCPE) attention that the "
-        "adapter does not model"
+        "three of every four blocks are gated delta-net attention, a linear recurrence with no softmax (no "
+        "F x F temporal map to measure); enhancing only the softmax blocks, whose attention runs a main "
+        "and a camera (UCPE) branch summed into one output, would apply the method to a quarter of the "
+        "model's temporal mixing, a different method from the paper's"
     ),
     "SanaWMLTX2RefinerTransformer3DModel": (
         "a chunk-causal autoregressive refiner: each window's queries are one block of frames and its "
