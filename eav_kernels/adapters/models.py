@@ -208,7 +208,11 @@ WAN_ANIMATE_2 = AdapterSpec(
     "attends are outside it. Latent frame 0 of hidden_states [C, 1 + F, H, W] (a list, one per "
     "sample) is the reference image's slot: attended, not measured or scaled; F = latent frames "
     "- 1 (previous-segment frames given as condition count in F). Runs on the flex backend only "
-    "(the model's choice); text and cross-attention (cross_attn) left alone.",
+    "(the model's choice); text and cross-attention (cross_attn) left alone. Eager only: under "
+    "torch.compile (compile_repeated_blocks, which the model wants at video resolution, where "
+    "eager flex materialises the scores) dynamo turns the flex call into its higher-order op "
+    "past the dispatcher tap, the capture sees no attention and the forward raises naming the "
+    "layer (torch 2.13).",
 )
 
 HELIOS = AdapterSpec(
@@ -315,8 +319,9 @@ MINIMAX_H3 = AdapterSpec(
     "sequence in [0, 1], rising (1 = clean): set num_train_timesteps=1 for a window, which reads "
     "the noisiest level; with the pipeline's default flow shifts that is the target video's "
     "(conditioning rows are held at max(t, 0.999); audio, shifted by 3, is never noisier than "
-    "video, shifted by 12; text rows carry the video's). The layout is read on the host once "
-    "per forward. Under context parallelism (its _cp_plan splits the packed sequence) the mixed "
+    "video, shifted by 12; text rows carry the video's). The layout is read on the host at "
+    "each forward (host syncs: no fullgraph torch.compile of the whole model; compiled blocks "
+    "work). Under context parallelism (its _cp_plan splits the packed sequence) the mixed "
     "input raises NotImplementedError, as for every model with conditioning rows.",
 )
 

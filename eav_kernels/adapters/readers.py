@@ -167,7 +167,7 @@ def minimax_h3_target_video(model: torch.nn.Module, arguments: Arguments) -> tup
     [N_video]``: the packed rows of the video latents, conditioning rows first). The target video
     is the run of video rows that closes the sequence, checked frame-major
     (``frame_major_rows``); anything else raises ``ValueError`` with the numbers. Reads the layout
-    on the host (one sync per forward)."""
+    on the host (host syncs at each forward)."""
     name = type(model).__name__
     positions = arguments["position_ids"].detach().to("cpu", torch.float64)  # [L, 3]
     video_rows = arguments["video_indices"].detach().to("cpu", torch.long)  # [N_video]
