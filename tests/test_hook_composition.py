@@ -25,18 +25,17 @@ from diffusers import (  # noqa: E402
     apply_pyramid_attention_broadcast,
     apply_taylorseer_cache,
 )
-from diffusers.hooks import HookRegistry, ModelHook, apply_group_offloading  # noqa: E402
+from diffusers.hooks import HookRegistry, apply_group_offloading  # noqa: E402
 
-from adapters_tiny_base import enhance_config, gen, one_thread  # noqa: E402,F401
-from adapters_tiny_models import CASES, attention_layer_names, reference_output, run  # noqa: E402
+from adapters_tiny_base import enhance_config, one_thread  # noqa: E402,F401
+from adapters_tiny_models import CASES, attention_layer_names, run  # noqa: E402
+from hook_stacks import ORDERS, TIMESTEPS, WEIGHT, denoise, reference_step, stack, step_inputs  # noqa: E402
 from eav_kernels import apply_enhance_a_video, remove_enhance_a_video  # noqa: E402
 from output_checks import assert_changed, assert_matches  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CASE = CASES["wan"]
-TIMESTEPS = (900.0, 700.0, 500.0, 300.0)
-WEIGHT = 4.0
 PAB_SKIP_RANGE = 2  # compute every second step inside the timestep range
 PAB_TIMESTEP_RANGE = (100, 800)  # strictly inside: 700, 500, 300
 
@@ -50,27 +49,16 @@ def _pab_reused_steps() -> set[int]:
 
 
 def _step_inputs() -> list[dict]:
-    """One batch-1 forward per denoising step, fresh random latents each step."""
-    return [CASE.inputs(1, gen(40 + step), timestep=t) for step, t in enumerate(TIMESTEPS)]
-
-
-def _denoise(model, steps: list[dict], clock: list[float], run_step=run) -> list[torch.Tensor]:
-    """``run_step(model, inputs)`` for each step inside the model's ``cache_context`` (which the
-    first-block and TaylorSeer caches require), with ``clock[0]`` set to the step's timestep."""
-    outputs = []
-    for inputs in steps:
-        clock[0] = float(inputs["timestep"][0])
-        with model.cache_context("cond"):
-            outputs.append(run_step(model, inputs))
-    return outputs
+    return step_inputs(CASE)
 
 
 def _reference_step(placement: str):
-    """``run_step`` computing the independent reference of Enhance-A-Video on every layer."""
-    def run_step(model, inputs):
-        weights = {name: WEIGHT for name in attention_layer_names(model, CASE)}
-        return reference_output(model, CASE, inputs, weights, placement=placement)
-    return run_step
+    return reference_step(CASE, placement)
+
+
+def _stack(apply_cache, order: str, placement: str):
+    """A tiny Wan with Enhance-A-Video and the cache hook applied in ``order``."""
+    return stack(CASE, apply_cache, order, placement)
 
 
 def _pab(clock):
@@ -165,19 +153,19 @@ def _pab_layers(model) -> list[str]:
 
 
 @pytest.mark.parametrize("placement", ["to_out", "attention_output"])
-@pytest.mark.parametrize("order", ["eav_first", "cache_first"])
+@pytest.mark.parametrize("order", ORDERS)
 def test_pyramid_attention_broadcast_reuse_carries_the_producing_score(order, placement):
     clock = [0.0]
     steps = _step_inputs()
     model = _stack(_pab(clock), order, placement)
-    actual = _denoise(model, steps, clock)
+    actual = denoise(model, steps, clock)
 
     reference_model = CASE.build()
     names = _pab_layers(model)
     assert set(attention_layer_names(model, CASE)) <= set(names), names
     replay = ReplayedAttentionCache(reference_model, names, _pab_reused_steps(), placement)
-    expected = _denoise(reference_model, steps, clock, replay.run_step)
-    without_cache = _denoise(CASE.build(), steps, clock, _reference_step(placement))
+    expected = denoise(reference_model, steps, clock, replay.run_step)
+    without_cache = denoise(CASE.build(), steps, clock, _reference_step(placement))
 
     assert _pab_reused_steps() == {1, 3}
     for out, ref in zip(actual, expected):
@@ -186,7 +174,7 @@ def test_pyramid_attention_broadcast_reuse_carries_the_producing_score(order, pl
 
 
 @pytest.mark.parametrize("apply_cache", [_first_block_cache, _taylorseer], ids=["first_block_cache", "taylorseer"])
-@pytest.mark.parametrize("order", ["eav_first", "cache_first"])
+@pytest.mark.parametrize("order", ORDERS)
 def test_block_cache_reuse_carries_the_producing_score(apply_cache, order):
     """Block-level caches skip whole blocks: the enhanced attention inside never runs on a reused
     step, and the cached block output already carries its scores."""
@@ -196,11 +184,11 @@ def test_block_cache_reuse_carries_the_producing_score(apply_cache, order):
     tail_attention = model.get_submodule("blocks.1.attn1")
     calls = []
     tail_attention.register_forward_pre_hook(lambda module, args: calls.append(1))
-    actual = _denoise(model, steps, clock)
+    actual = denoise(model, steps, clock)
 
     reference_model = CASE.build()
     apply_cache(reference_model)
-    expected = _denoise(reference_model, steps, clock, _reference_step("to_out"))
+    expected = denoise(reference_model, steps, clock, _reference_step("to_out"))
 
     assert len(calls) < len(TIMESTEPS), "the cache reused nothing: the test is blind"
     for out, ref in zip(actual, expected):
@@ -209,60 +197,58 @@ def test_block_cache_reuse_carries_the_producing_score(apply_cache, order):
 
 @pytest.mark.parametrize("apply_other", [_block_offloading, _leaf_offloading, _layerwise_casting],
                          ids=["block_offloading", "leaf_offloading", "layerwise_casting"])
-@pytest.mark.parametrize("order", ["eav_first", "cache_first"])
+@pytest.mark.parametrize("order", ORDERS)
 def test_offloading_and_casting_change_nothing(apply_other, order):
     clock = [0.0]
     steps = _step_inputs()[:2]
-    actual = _denoise(_stack(apply_other, order, "to_out"), steps, clock)
+    actual = denoise(_stack(apply_other, order, "to_out"), steps, clock)
 
     reference_model, plain = CASE.build(), CASE.build()
     apply_other(reference_model)
     apply_other(plain)
-    expected = _denoise(reference_model, steps, clock, _reference_step("to_out"))
-    unenhanced = _denoise(plain, steps, clock)
+    expected = denoise(reference_model, steps, clock, _reference_step("to_out"))
+    unenhanced = denoise(plain, steps, clock)
     for out, ref, unchanged in zip(actual, expected, unenhanced):
         assert_matches(out, ref)
         assert_changed(out, unchanged)
 
 
-@pytest.mark.parametrize("order", ["eav_first", "cache_first"])
+@pytest.mark.parametrize("order", ORDERS)
 def test_remove_leaves_pyramid_attention_broadcast_working(order):
     clock = [0.0]
     steps = _step_inputs()
     model = _stack(_pab(clock), order, "to_out")
-    _denoise(model, steps, clock)
+    denoise(model, steps, clock)
     remove_enhance_a_video(model)
     HookRegistry.check_if_exists_or_initialize(model).reset_stateful_hooks()
-    actual = _denoise(model, steps, clock)
+    actual = denoise(model, steps, clock)
 
     pab_only = CASE.build()
     _pab(clock)(pab_only)
-    expected = _denoise(pab_only, steps, clock)
-    plain = _denoise(CASE.build(), steps, clock)
+    expected = denoise(pab_only, steps, clock)
+    plain = denoise(CASE.build(), steps, clock)
     for out, ref in zip(actual, expected):
         torch.testing.assert_close(out, ref, rtol=0, atol=0)
     assert_changed(actual[1], plain[1])  # PAB still reuses after the removal
 
 
-class _CopyingCache(ModelHook):
-    """An attention-module cache that hands back a copy of its first output: the engine cannot
-    tell that copy from an output computed without any attention call it can see."""
+class _CopyingProcessor:
+    """An attention processor that hands back a copy of its first output: the engine cannot tell
+    that copy from an output computed without any attention call it can see."""
 
-    def __init__(self):
-        super().__init__()
-        self.cached = None
+    def __init__(self, processor):
+        self.processor, self.cached = processor, None
 
-    def new_forward(self, module, *args, **kwargs):
+    def __call__(self, attn, *args, **kwargs):
         if self.cached is None:
-            self.cached = self.fn_ref.original_forward(*args, **kwargs)
+            self.cached = self.processor(attn, *args, **kwargs)
         return self.cached.clone()
 
 
 def test_an_unexplained_missing_attention_call_still_raises():
     model = CASE.build()
-    HookRegistry.check_if_exists_or_initialize(model.get_submodule("blocks.0.attn1")).register_hook(
-        _CopyingCache(), "copying_cache"
-    )
+    layer = model.get_submodule("blocks.0.attn1")
+    layer.processor = _CopyingProcessor(layer.processor)
     apply_enhance_a_video(model, enhance_config(WEIGHT))
     steps = _step_inputs()
     run(model, steps[0])

@@ -36,6 +36,7 @@ from ..engine.forward_context import ForwardContext, bound_arguments
 from ..engine.layer import LayerEnhancement
 from .config import EnhanceAVideoConfig
 from .context_parallel import context_parallel_layout, global_cross_frame_intensity
+from .hook_chain import register_innermost, remove_keeping_outer_hooks
 from .models import REFUSED_MODELS, SUPPORTED_MODELS
 from .spec import AdapterSpec, find_spec
 
@@ -119,8 +120,8 @@ def apply_enhance_a_video(transformer: torch.nn.Module, config: EnhanceAVideoCon
         if name not in weights:
             continue
         enhancement = LayerEnhancement(name, layer, spec, config, weights[name], context)
-        HookRegistry.check_if_exists_or_initialize(layer).register_hook(
-            EnhanceAVideoAttentionHook(enhancement), ATTENTION_HOOK
+        register_innermost(  # other hooks on the layer see the enhanced layer (hook_chain.py)
+            HookRegistry.check_if_exists_or_initialize(layer), EnhanceAVideoAttentionHook(enhancement), ATTENTION_HOOK
         )
         if spec.residual_branch is not None:
             block = transformer.get_submodule(name.rpartition(".")[0])
@@ -142,31 +143,13 @@ def remove_enhance_a_video(transformer: torch.nn.Module) -> None:
         if registry is None:
             continue
         for name in _HOOK_NAMES:
-            _remove_hook(registry, name)
+            remove_keeping_outer_hooks(registry, name)
         if not registry.hooks:
             del module._diffusers_hook
             _restore_class_forward(module)
     registry = getattr(transformer, "_diffusers_hook", None)
     if registry is not None:
         registry.invalidate_child_registries_cache()
-
-
-def _remove_hook(registry: HookRegistry, name: str) -> None:
-    """``registry.remove_hook(name, recurse=False)``, keeping a hook registered after it working.
-
-    diffusers 0.42 hands the removed hook's inner forward to the next hook's ``fn_ref.forward``;
-    for a hook with ``new_forward`` (pyramid attention broadcast and the other caches, applied after
-    Enhance-A-Video) that replaces the hook itself, which then silently stops caching. Its inner
-    forward is ``fn_ref.original_forward``: put it there and give the hook its own forward back.
-    """
-    if name not in registry.hooks:
-        return
-    index = registry._hook_order.index(name)
-    outer = registry._fn_refs[index + 1] if index + 1 < len(registry._fn_refs) else None
-    outer_forward = None if outer is None else outer.forward
-    registry.remove_hook(name, recurse=False)
-    if outer is not None and outer.original_forward is not None:
-        outer.original_forward, outer.forward = outer.forward, outer_forward
 
 
 def _restore_class_forward(module: torch.nn.Module) -> None:

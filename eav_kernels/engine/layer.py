@@ -81,6 +81,10 @@ class LayerEnhancement:
         if not capture.cross_frame_intensities:
             if self._is_reused(output):
                 return self._reused(output)
+            if capture.skipped_calls:  # its attention skipped from outside (layer skip): not enhanced
+                self.last_score = None
+                self.produced = ProducedOutput(output, None, None)
+                return output
             raise RuntimeError(
                 f"Enhance-A-Video saw no attention computation in {self.name} "
                 f"({type(module).__name__}): no scaled_dot_product_attention, aten attention op, "

@@ -1,0 +1,194 @@
+"""Enhance-A-Video with diffusers' FasterCache, MagCache, SeaCache, TaylorSeer on attention layers,
+the text KV cache and block-level layer skip, in both orders, on tiny Wan, HunyuanVideo and
+CogVideoX, over four denoising steps (docs/diffusers.md, "With diffusers' other hooks").
+
+The expected output is the same hook over the independent reference (``hook_stacks.py``), the
+reference sitting directly around each enhanced layer's own forward: an attention output a cache
+stores, reuses or extrapolates is the enhanced one, whichever order the hooks were applied in.
+Each test also checks that the cache did skip attention computations (it is not blind), and
+that after ``remove_enhance_a_video`` the hook computes exactly what it computes alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
+
+from diffusers import (  # noqa: E402
+    CogVideoXTransformer3DModel,
+    FasterCacheConfig,
+    LayerSkipConfig,
+    MagCacheConfig,
+    SeaCacheConfig,
+    TaylorSeerCacheConfig,
+    WanTransformer3DModel,
+    apply_faster_cache,
+    apply_layer_skip,
+    apply_mag_cache,
+    apply_taylorseer_cache,
+)
+from diffusers.hooks import HookRegistry  # noqa: E402
+from diffusers.hooks.sea_cache import apply_sea_cache  # noqa: E402
+from diffusers.hooks.text_kv_cache import TextKVCacheConfig, apply_text_kv_cache  # noqa: E402
+
+from adapters_tiny_base import one_thread  # noqa: E402,F401
+from adapters_tiny_models import CASES, attention_layer_names, run  # noqa: E402
+from eav_kernels import remove_enhance_a_video  # noqa: E402
+from hook_stacks import ORDERS, TIMESTEPS, denoise, reference_model, reference_step, stack, step_inputs  # noqa: E402
+from output_checks import assert_changed, assert_matches  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+MODELS = ("wan", "hunyuan_video", "cogvideox")
+# FasterCache splits these forward inputs into the unconditional and conditional halves; its
+# default list leaves out HunyuanVideo's pooled_projections and guidance (see the test below).
+FASTER_CACHE_BATCHED_INPUTS = ("hidden_states", "encoder_hidden_states", "timestep", "encoder_attention_mask",
+                               "pooled_projections", "guidance")
+
+
+def _faster_cache(clock):
+    def apply(model):
+        apply_faster_cache(model, FasterCacheConfig(
+            spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 1000),
+            unconditional_batch_skip_range=2, unconditional_batch_timestep_skip_range=(-1, 1000),
+            current_timestep_callback=lambda: clock[0],
+            attention_weight_callback=lambda _: 0.5,
+            tensor_format="BFCHW" if isinstance(model, CogVideoXTransformer3DModel) else "BCFHW",
+            _unconditional_conditional_input_kwargs_identifiers=list(FASTER_CACHE_BATCHED_INPUTS),
+        ))
+    return apply
+
+
+def _mag_cache(clock):
+    # flat magnitude ratios: every step after a computed one may reuse (at most 2 in a row)
+    def apply(model):
+        apply_mag_cache(model, MagCacheConfig(threshold=10.0, max_skip_steps=2, retention_ratio=0.0,
+                                              num_inference_steps=len(TIMESTEPS), mag_ratios=[1.0] * len(TIMESTEPS)))
+    return apply
+
+
+def _raw_vision(model, args, kwargs) -> list[torch.Tensor]:
+    """SeaCache's view of the latents, one ``[C, F, H, W]`` per sample (its built-in adapter
+    covers Wan text-to-video only)."""
+    latents = kwargs["hidden_states"]  # [B, C, F, H, W]; CogVideoX: [B, F, C, H, W]
+    if isinstance(model, CogVideoXTransformer3DModel):
+        latents = latents.permute(0, 2, 1, 3, 4)
+    return list(latents.unbind(0))
+
+
+def _sea_cache(clock):
+    def apply(model):
+        apply_sea_cache(model, SeaCacheConfig(
+            threshold=1e6, retention_steps=1, cache_end_steps=0,
+            raw_vision_callback=None if isinstance(model, WanTransformer3DModel) else _raw_vision,
+        ))
+    return apply
+
+
+def _taylorseer_on_attention(case):
+    # on the self-attention layers themselves: predicted outputs extrapolate enhanced ones
+    def factory(clock):
+        def apply(model):
+            apply_taylorseer_cache(model, TaylorSeerCacheConfig(
+                cache_interval=2, disable_cache_before_step=3, max_order=1, taylor_factors_dtype=torch.float32,
+                cache_identifiers=[case.self_attention],
+            ))
+        return apply
+    return factory
+
+
+def _text_kv_cache(clock):
+    return lambda model: apply_text_kv_cache(model, TextKVCacheConfig())
+
+
+def _layer_skip_blocks(clock):
+    # skip_attention and skip_ff (the defaults): block 0 returns its input. The block list is
+    # named: diffusers 0.42's fqn="auto" picks HunyuanVideo's transformer_blocks or
+    # single_transformer_blocks by the iteration order of a set of strings (it varies with
+    # PYTHONHASHSEED)
+    def apply(model):
+        fqn = "blocks" if isinstance(model, WanTransformer3DModel) else "transformer_blocks"
+        apply_layer_skip(model, LayerSkipConfig(indices=[0], fqn=fqn))
+    return apply
+
+
+HOOKS = {
+    "faster_cache": (_faster_cache, 2),  # (hook factory, batch size: FasterCache needs a CFG batch)
+    "mag_cache": (_mag_cache, 1),
+    "sea_cache": (_sea_cache, 1),
+    "taylorseer_attention": (None, 1),
+    "text_kv_cache": (_text_kv_cache, 1),
+    "layer_skip_blocks": (_layer_skip_blocks, 1),
+}
+
+
+def _hook(name: str, case):
+    factory, batch_size = HOOKS[name]
+    return (factory or _taylorseer_on_attention(case)), batch_size
+
+
+def _count_attention_computations(model, case) -> list[int]:
+    """A counter of the last self-attention layer's q projections: attention computations."""
+    calls = [0]
+    last = attention_layer_names(model, case)[-1]
+    model.get_submodule(f"{last}.to_q").register_forward_pre_hook(lambda module, args: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("hook_name", list(HOOKS))
+def test_cached_outputs_are_the_enhanced_ones(hook_name, model_name, order):
+    case = CASES[model_name]
+    factory, batch_size = _hook(hook_name, case)
+    clock = [0.0]
+    steps = step_inputs(case, batch_size)
+    model = stack(case, factory(clock), order)
+    calls = _count_attention_computations(model, case)
+    actual = denoise(model, steps, clock)
+
+    reference = reference_model(case, factory(clock), inside_hooks=True)
+    expected = denoise(reference, steps, clock, reference_step(case, inside_hooks=True))
+
+    for out, ref in zip(actual, expected):
+        assert_matches(out, ref)
+    assert_changed(actual[0], run(case.build(), steps[0]))  # enhanced: not a blind comparison
+    if hook_name == "text_kv_cache":  # hooks only NucleusMoE image blocks: nothing to reuse here
+        assert calls[0] == len(steps)
+    elif hook_name == "layer_skip_blocks":
+        assert calls[0] == len(steps) and _first_attention_skipped(model, case, steps)
+    else:
+        assert calls[0] < len(steps), f"{hook_name} reused nothing: the test is blind"
+
+
+def _first_attention_skipped(model, case, steps) -> bool:
+    calls = [0]
+    first = attention_layer_names(model, case)[0]
+    handle = model.get_submodule(f"{first}.to_q").register_forward_pre_hook(
+        lambda module, args: calls.__setitem__(0, calls[0] + 1))
+    run(model, steps[0])
+    handle.remove()
+    return calls[0] == 0
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("hook_name", list(HOOKS))
+def test_remove_leaves_the_hook_working(hook_name, model_name, order):
+    case = CASES[model_name]
+    factory, batch_size = _hook(hook_name, case)
+    clock = [0.0]
+    steps = step_inputs(case, batch_size)
+    model = stack(case, factory(clock), order)
+    denoise(model, steps, clock)
+    remove_enhance_a_video(model)
+    HookRegistry.check_if_exists_or_initialize(model).reset_stateful_hooks()
+    actual = denoise(model, steps, clock)
+
+    hook_only = case.build()
+    factory(clock)(hook_only)
+    expected = denoise(hook_only, steps, clock)
+    for out, ref in zip(actual, expected):
+        torch.testing.assert_close(out, ref, rtol=0, atol=0)
