@@ -19,17 +19,21 @@ pytest.importorskip("diffusers")  # before the imports that need it: a machine w
 from diffusers import (  # noqa: E402
     CogVideoXTransformer3DModel,
     FasterCacheConfig,
+    FirstBlockCacheConfig,
     LayerSkipConfig,
     MagCacheConfig,
+    PyramidAttentionBroadcastConfig,
     SeaCacheConfig,
     TaylorSeerCacheConfig,
     WanTransformer3DModel,
     apply_faster_cache,
+    apply_first_block_cache,
     apply_layer_skip,
     apply_mag_cache,
+    apply_pyramid_attention_broadcast,
     apply_taylorseer_cache,
 )
-from diffusers.hooks import HookRegistry  # noqa: E402
+from diffusers.hooks import HookRegistry, apply_group_offloading  # noqa: E402
 from diffusers.hooks.sea_cache import apply_sea_cache  # noqa: E402
 from diffusers.hooks.text_kv_cache import TextKVCacheConfig, apply_text_kv_cache  # noqa: E402
 
@@ -114,7 +118,50 @@ def _layer_skip_blocks(clock):
     return apply
 
 
+def _pyramid_attention_broadcast(clock):
+    def apply(model):
+        apply_pyramid_attention_broadcast(model, PyramidAttentionBroadcastConfig(
+            spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(100, 800),
+            current_timestep_callback=lambda: clock[0],
+        ))
+    return apply
+
+
+def _first_block_cache(clock):
+    return lambda model: apply_first_block_cache(model, FirstBlockCacheConfig(threshold=1e6))  # reuse after step 0
+
+
+def _taylorseer_on_blocks(clock):
+    def apply(model):
+        apply_taylorseer_cache(model, TaylorSeerCacheConfig(
+            cache_interval=2, disable_cache_before_step=3, max_order=1, taylor_factors_dtype=torch.float32,
+            cache_identifiers=[r"(single_)?(transformer_)?blocks\.\d+"],
+        ))
+    return apply
+
+
+def _block_offloading(clock):
+    cpu = torch.device("cpu")  # streams need CUDA: not exercised here
+    return lambda model: apply_group_offloading(model, onload_device=cpu, offload_device=cpu,
+                                                offload_type="block_level", num_blocks_per_group=1)
+
+
+def _leaf_offloading(clock):
+    cpu = torch.device("cpu")
+    return lambda model: apply_group_offloading(model, onload_device=cpu, offload_device=cpu, offload_type="leaf_level")
+
+
+def _layerwise_casting(clock):
+    return lambda model: model.enable_layerwise_casting(storage_dtype=torch.bfloat16, compute_dtype=torch.float32)
+
+
 HOOKS = {
+    "pyramid_attention_broadcast": (_pyramid_attention_broadcast, 1),
+    "first_block_cache": (_first_block_cache, 1),
+    "taylorseer_blocks": (_taylorseer_on_blocks, 1),
+    "block_offloading": (_block_offloading, 1),
+    "leaf_offloading": (_leaf_offloading, 1),
+    "layerwise_casting": (_layerwise_casting, 1),
     "faster_cache": (_faster_cache, 2),  # (hook factory, batch size: FasterCache needs a CFG batch)
     "mag_cache": (_mag_cache, 1),
     "sea_cache": (_sea_cache, 1),
@@ -122,6 +169,10 @@ HOOKS = {
     "text_kv_cache": (_text_kv_cache, 1),
     "layer_skip_blocks": (_layer_skip_blocks, 1),
 }
+
+
+# hooks that reuse nothing: the text KV cache hooks only NucleusMoE image blocks
+COMPUTE_EVERY_STEP = ("text_kv_cache", "block_offloading", "leaf_offloading", "layerwise_casting")
 
 
 def _hook(name: str, case):
@@ -155,7 +206,7 @@ def test_cached_outputs_are_the_enhanced_ones(hook_name, model_name, order):
     for out, ref in zip(actual, expected):
         assert_matches(out, ref)
     assert_changed(actual[0], run(case.build(), steps[0]))  # enhanced: not a blind comparison
-    if hook_name == "text_kv_cache":  # hooks only NucleusMoE image blocks: nothing to reuse here
+    if hook_name in COMPUTE_EVERY_STEP:
         assert calls[0] == len(steps)
     elif hook_name == "layer_skip_blocks":
         assert calls[0] == len(steps) and _first_attention_skipped(model, case, steps)
@@ -192,3 +243,34 @@ def test_remove_leaves_the_hook_working(hook_name, model_name, order):
     expected = denoise(hook_only, steps, clock)
     for out, ref in zip(actual, expected):
         torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+def test_faster_cache_default_inputs_fail_on_hunyuan_video_in_diffusers():
+    """diffusers 0.42, without Enhance-A-Video: FasterCache's default list of CFG-batched inputs
+    leaves HunyuanVideo's pooled_projections and guidance whole, so a step that skips the
+    unconditional half fails (the tests above pass the full list). A fix makes this test fail."""
+    case = CASES["hunyuan_video"]
+    clock = [0.0]
+    model = case.build()
+    apply_faster_cache(model, FasterCacheConfig(
+        unconditional_batch_skip_range=2, unconditional_batch_timestep_skip_range=(-1, 1000),
+        current_timestep_callback=lambda: clock[0],
+    ))
+    with pytest.raises(RuntimeError, match=r"The size of tensor a \(4\) must match the size of tensor b \(8\)"):
+        denoise(model, step_inputs(case, batch_size=2), clock)
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_faster_cache_guidance_distilled_fails_in_diffusers(model_name):
+    """diffusers 0.42, without Enhance-A-Video: with ``is_guidance_distilled=True`` the attention
+    hook tries to reuse before anything is cached, inside the timestep range. A fix makes this
+    test fail."""
+    case = CASES[model_name]
+    clock = [0.0]
+    model = case.build()
+    apply_faster_cache(model, FasterCacheConfig(
+        spatial_attention_timestep_skip_range=(-1, 1000), current_timestep_callback=lambda: clock[0],
+        is_guidance_distilled=True,
+    ))
+    with pytest.raises(TypeError, match="'NoneType' object is not subscriptable"):
+        denoise(model, step_inputs(case, steps=1), clock)
