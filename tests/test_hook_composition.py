@@ -64,7 +64,7 @@ class ReplayedAttentionCache:
     returned, the reference enhancement's scaling included (what the defined semantics asks)."""
 
     def __init__(self, model, names: list[str], reused: set[int], placement: str):
-        self.reused, self.step, self.outputs = reused, 0, {}
+        self.model, self.reused, self.step, self.outputs = model, reused, 0, {}
         self.reference_step = _reference_step(placement)
         for name in names:
             model.get_submodule(name).register_forward_pre_hook(self._arm(name))
@@ -114,6 +114,38 @@ def test_pyramid_attention_broadcast_reuse_carries_the_producing_score(order, pl
     for out, ref in zip(actual, expected):
         assert_matches(out, ref)
     assert_changed(actual[1], without_cache[1])  # the reuse happened: not a blind test
+
+
+class _ReusingProcessor:
+    """An attention processor caching inside the layer's own forward (where no diffusers hook
+    sits): every second call hands back the very output object of the call before."""
+
+    def __init__(self, processor):
+        self.processor, self.calls, self.cached = processor, 0, None
+
+    def __call__(self, attn, *args, **kwargs):
+        if self.calls % 2 == 0:
+            self.cached = self.processor(attn, *args, **kwargs)
+        self.calls += 1
+        return self.cached
+
+
+@pytest.mark.parametrize("placement", ["to_out", "attention_output"])
+def test_an_output_reused_inside_the_layer_carries_the_producing_score(placement):
+    clock = [0.0]
+    steps = _step_inputs()
+    model = CASE.build()
+    names = attention_layer_names(model, CASE)
+    for name in names:
+        layer = model.get_submodule(name)
+        layer.processor = _ReusingProcessor(layer.processor)
+    apply_enhance_a_video(model, enhance_config(WEIGHT, placement=placement))
+    actual = denoise(model, steps, clock)
+
+    replay = ReplayedAttentionCache(CASE.build(), names, {1, 3}, placement)
+    expected = denoise(replay.model, steps, clock, replay.run_step)
+    for out, ref in zip(actual, expected):
+        assert_matches(out, ref)
 
 
 class _CopyingProcessor:

@@ -1,7 +1,8 @@
 """``ProducedOutput``: recognises a layer output that a cache hands back instead of computing it.
 
-A cache that sits inside the enhanced layer's forward (diffusers' pyramid attention broadcast
-registered before Enhance-A-Video on the same attention module, a host's own output cache) may
+A cache that sits inside the enhanced layer's forward (an attention processor or a host's own
+output cache that hands back its earlier output; diffusers' hooks never sit there, see
+adapters/hook_chain.py) may
 return, on a later forward, the very tensor object the layer computed earlier, without running
 attention. The engine then sees no attention call; that is explained, not an error, exactly when
 the returned video tensor is the object the layer's own computation produced (object identity,
