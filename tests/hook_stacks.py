@@ -41,10 +41,11 @@ def denoise(model, steps: list[dict], clock: list[float], run_step=run) -> list[
     return outputs
 
 
-def stack(case: ModelCase, apply_hook: Callable, order: str, placement: str = "to_out"):
-    """A tiny ``case`` model with Enhance-A-Video and ``apply_hook`` applied in ``order``."""
+def stack(case: ModelCase, apply_hook: Callable, order: str, placement: str = "to_out", **fields):
+    """A tiny ``case`` model with Enhance-A-Video (``placement``, other config ``fields``) and
+    ``apply_hook`` applied in ``order``."""
     model = case.build()
-    config = enhance_config(WEIGHT, placement=placement)
+    config = enhance_config(WEIGHT, placement=placement, **fields)
     if order == "eav_first":
         apply_enhance_a_video(model, config)
         apply_hook(model)

@@ -9,15 +9,17 @@ test_hook_composition_caches.py and test_hook_composition_layer_skip.py.
 from __future__ import annotations
 
 import pytest
+import torch
 
 pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
 
 from diffusers import PyramidAttentionBroadcastConfig, apply_pyramid_attention_broadcast  # noqa: E402
+from diffusers.hooks import HookRegistry, ModelHook  # noqa: E402
 
 from adapters_tiny_base import enhance_config, one_thread  # noqa: E402,F401
 from adapters_tiny_models import CASES, attention_layer_names, run  # noqa: E402
 from hook_stacks import ORDERS, TIMESTEPS, WEIGHT, denoise, reference_step, stack, step_inputs  # noqa: E402
-from eav_kernels import apply_enhance_a_video  # noqa: E402
+from eav_kernels import apply_enhance_a_video, remove_enhance_a_video  # noqa: E402
 from output_checks import assert_changed, assert_matches  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -170,3 +172,23 @@ def test_an_unexplained_missing_attention_call_still_raises():
     run(model, steps[0])
     with pytest.raises(RuntimeError, match=r"saw no attention computation in blocks\.0\.attn1"):
         run(model, steps[1])
+
+
+class _Passing(ModelHook):
+    pass
+
+
+def test_the_transformer_hook_stays_outside_the_context_parallel_split_only():
+    """On the transformer, Enhance-A-Video's hook goes inside hooks registered before it (it reads
+    the forward the model computes) but outside context parallelism's input split (diffusers
+    names it ``cp_input---<module>``: the score is that of the whole forward)."""
+    model = CASE.build()
+    registry = HookRegistry.check_if_exists_or_initialize(model)
+    for name in ("before_split", "cp_input---", "after_split"):
+        registry.register_hook(_Passing(), name)
+    apply_enhance_a_video(model, enhance_config(WEIGHT))
+    assert registry._hook_order == ["before_split", "cp_input---", "enhance_a_video", "after_split"]
+    expected = run(CASE.build(), _step_inputs()[0])
+    remove_enhance_a_video(model)
+    assert registry._hook_order == ["before_split", "cp_input---", "after_split"]
+    torch.testing.assert_close(run(model, _step_inputs()[0]), expected, rtol=0, atol=0)

@@ -274,3 +274,28 @@ def test_faster_cache_guidance_distilled_fails_in_diffusers(model_name):
     ))
     with pytest.raises(TypeError, match="'NoneType' object is not subscriptable"):
         denoise(model, step_inputs(case, steps=1), clock)
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_per_sample_scores_follow_the_batch_faster_cache_computes(model_name):
+    """FasterCache's denoiser hook hands the model the conditional half of a CFG batch on the
+    steps it skips the unconditional branch (every third step here, while its attention hook
+    computes every second): ``per_sample`` scores fold the batch the model computes, whichever
+    hook was applied first (applied first, FasterCache used to sit inside Enhance-A-Video's
+    transformer hook, which then expected the full batch and raised)."""
+    case = CASES[model_name]
+    clock = [0.0]
+    steps = step_inputs(case, batch_size=2)
+
+    def faster_cache(model):
+        _faster_cache(clock)(model)
+        model._diffusers_hook.get_hook("faster_cache_denoiser").unconditional_batch_skip_range = 3
+
+    outputs = {}
+    for order in ORDERS:
+        model = stack(case, faster_cache, order, per_sample=True)
+        calls = _count_attention_computations(model, case)
+        outputs[order] = denoise(model, steps, clock)
+        assert calls[0] == 3  # computed on the halved batch of step 2 too
+    for first, second in zip(*outputs.values()):
+        torch.testing.assert_close(first, second, rtol=0, atol=0)

@@ -1,5 +1,5 @@
-"""Where Enhance-A-Video's attention hook sits in a module's diffusers hook chain, and taking it
-out without breaking the hooks around it.
+"""Where Enhance-A-Video's hooks sit in a module's diffusers hook chain, and taking one out
+without breaking the hooks around it.
 
 diffusers' ``HookRegistry`` chains a module's hooks in registration order, the latest outermost.
 A hook registered before Enhance-A-Video on the same attention module (pyramid attention
@@ -7,7 +7,10 @@ broadcast, FasterCache, TaylorSeer on attention modules, layer skip) would other
 it and store or extrapolate the unenhanced output. ``register_innermost`` puts our hook directly
 around the module's own forward, whatever was registered before: every other hook on an
 enhanced layer then sees the enhanced layer, and the result does not depend on the order in
-which the user applied the hooks (docs/diffusers.md, "With diffusers' other hooks").
+which the user applied the hooks (docs/diffusers.md, "With diffusers' other hooks"). On the
+transformer the same placement makes the forward context read the inputs the model computes on
+(FasterCache's denoiser hook halves a CFG batch), staying outside context parallelism's input
+split (the context describes the whole forward).
 
 Both functions reach into the registry's chain (``_hook_order``, ``_fn_refs``, the
 ``HookFunctionReference`` fields), as diffusers 0.42 lays it out; tests/test_hook_composition*.py
@@ -22,37 +25,40 @@ from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import HookFunctionReference
 
 
-def register_innermost(registry: HookRegistry, hook: ModelHook, name: str) -> None:
+def register_innermost(registry: HookRegistry, hook: ModelHook, name: str, stay_outside: tuple[str, ...] = ()) -> None:
     """``registry.register_hook(hook, name)``, but innermost: directly around the module's own
-    forward, inside the hooks already registered (outermost when there are none)."""
-    if not registry._fn_refs:
+    forward, inside the hooks already registered, except those whose names start with one of
+    ``stay_outside`` (and any hook inside those), which stay inside ours."""
+    position = 1 + max((index for index, hook_name in enumerate(registry._hook_order)
+                        if hook_name.startswith(stay_outside)), default=-1) if stay_outside else 0
+    if position == len(registry._fn_refs):
         registry.register_hook(hook, name)
         return
     if name in registry.hooks:
         raise ValueError(f"hook {name!r} is already registered on this module")
     module = hook.initialize_hook(registry._module_ref)
-    inner = registry._fn_refs[0]
-    own_forward = inner.original_forward if inner.original_forward is not None else inner.forward
+    outer = registry._fn_refs[position]
+    inner_forward = outer.original_forward if outer.original_forward is not None else outer.forward
 
     fn_ref = HookFunctionReference()
     fn_ref.pre_forward, fn_ref.post_forward = hook.pre_forward, hook.post_forward
-    fn_ref.forward = own_forward
+    fn_ref.forward = inner_forward
     if hasattr(hook, "new_forward"):
-        fn_ref.original_forward = own_forward
+        fn_ref.original_forward = inner_forward
         fn_ref.forward = functools.partial(hook.new_forward, module)
 
     def hooked_forward(*args, **kwargs):
         args, kwargs = fn_ref.pre_forward(module, *args, **kwargs)
         return fn_ref.post_forward(module, fn_ref.forward(*args, **kwargs))
 
-    if inner.original_forward is not None:
-        inner.original_forward = hooked_forward
+    if outer.original_forward is not None:
+        outer.original_forward = hooked_forward
     else:
-        inner.forward = hooked_forward
+        outer.forward = hooked_forward
     hook.fn_ref = fn_ref
     registry.hooks[name] = hook
-    registry._hook_order.insert(0, name)
-    registry._fn_refs.insert(0, fn_ref)
+    registry._hook_order.insert(position, name)
+    registry._fn_refs.insert(position, fn_ref)
 
 
 def remove_keeping_outer_hooks(registry: HookRegistry, name: str) -> None:

@@ -2,7 +2,8 @@
 ``AdapterSpec``-described transformer.
 
 Three hooks, all registered in diffusers' own ``HookRegistry`` (so they stack with
-``apply_first_block_cache`` & co. and come off cleanly):
+``apply_first_block_cache`` & co. and come off cleanly), the first two innermost on their module
+whatever was registered before (``hook_chain.py``: the result does not depend on the order):
 
 - ``EnhanceAVideoTransformerHook`` on the transformer: reads this forward's latent frame count,
   batch size, generated video tokens and denoising progress into the engine's
@@ -44,6 +45,9 @@ TRANSFORMER_HOOK = "enhance_a_video"
 ATTENTION_HOOK = "enhance_a_video_attention"
 RESIDUAL_HOOK = "enhance_a_video_residual"
 _HOOK_NAMES = (TRANSFORMER_HOOK, ATTENTION_HOOK, RESIDUAL_HOOK)
+# the name prefixes of diffusers' context-parallel input split and output gather hooks
+# (hooks/context_parallel.py: "cp_input---{module}", "cp_output---{module}")
+_CONTEXT_PARALLEL_HOOKS = ("cp_input---", "cp_output---")
 
 
 class EnhanceAVideoTransformerHook(ModelHook):
@@ -129,8 +133,9 @@ def apply_enhance_a_video(transformer: torch.nn.Module, config: EnhanceAVideoCon
             HookRegistry.check_if_exists_or_initialize(branch).register_hook(
                 EnhanceAVideoResidualHook(enhancement), RESIDUAL_HOOK
             )
-    registry.register_hook(
-        EnhanceAVideoTransformerHook(spec, config, context, forward_signature), TRANSFORMER_HOOK
+    register_innermost(  # it reads the forward the model computes: after FasterCache halves a CFG batch
+        registry, EnhanceAVideoTransformerHook(spec, config, context, forward_signature), TRANSFORMER_HOOK,
+        stay_outside=_CONTEXT_PARALLEL_HOOKS,  # but the whole forward, not this rank's shard
     )
     registry.invalidate_child_registries_cache()
 
