@@ -33,7 +33,7 @@ from diffusers import (  # noqa: E402
     apply_pyramid_attention_broadcast,
     apply_taylorseer_cache,
 )
-from diffusers.hooks import HookRegistry, apply_group_offloading  # noqa: E402
+from diffusers.hooks import HookRegistry, apply_group_offloading, apply_layerwise_casting  # noqa: E402
 from diffusers.hooks.sea_cache import apply_sea_cache  # noqa: E402
 from diffusers.hooks.text_kv_cache import TextKVCacheConfig, apply_text_kv_cache  # noqa: E402
 
@@ -171,6 +171,8 @@ HOOKS = {
 }
 
 
+# the caches that hook attention layers themselves (the others skip whole blocks or reuse nothing)
+ATTENTION_CACHES = ("pyramid_attention_broadcast", "faster_cache", "taylorseer_attention")
 # hooks that reuse nothing: the text KV cache hooks only NucleusMoE image blocks
 COMPUTE_EVERY_STEP = ("text_kv_cache", "block_offloading", "leaf_offloading", "layerwise_casting")
 
@@ -192,16 +194,27 @@ def _count_attention_computations(model, case) -> list[int]:
 @pytest.mark.parametrize("model_name", MODELS)
 @pytest.mark.parametrize("hook_name", list(HOOKS))
 def test_cached_outputs_are_the_enhanced_ones(hook_name, model_name, order):
+    _check_against_the_reference(hook_name, model_name, order, "to_out")
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("hook_name", ATTENTION_CACHES)
+def test_attention_caches_with_the_score_on_the_attention_output(hook_name, model_name, order):
+    _check_against_the_reference(hook_name, model_name, order, "attention_output")
+
+
+def _check_against_the_reference(hook_name: str, model_name: str, order: str, placement: str) -> None:
     case = CASES[model_name]
     factory, batch_size = _hook(hook_name, case)
     clock = [0.0]
     steps = step_inputs(case, batch_size)
-    model = stack(case, factory(clock), order)
+    model = stack(case, factory(clock), order, placement)
     calls = _count_attention_computations(model, case)
     actual = denoise(model, steps, clock)
 
     reference = reference_model(case, factory(clock), inside_hooks=True)
-    expected = denoise(reference, steps, clock, reference_step(case, inside_hooks=True))
+    expected = denoise(reference, steps, clock, reference_step(case, placement, inside_hooks=True))
 
     for out, ref in zip(actual, expected):
         assert_matches(out, ref)
@@ -299,3 +312,14 @@ def test_per_sample_scores_follow_the_batch_faster_cache_computes(model_name):
         assert calls[0] == 3  # computed on the halved batch of step 2 too
     for first, second in zip(*outputs.values()):
         torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+def test_bare_layerwise_casting_fails_on_wan_in_diffusers():
+    """diffusers 0.42, without Enhance-A-Video: ``apply_layerwise_casting`` casts a layer Wan
+    keeps in float32 (``enable_layerwise_casting`` skips it, and is what the tests above use). A
+    fix makes this test fail."""
+    case = CASES["wan"]
+    model = case.build()
+    apply_layerwise_casting(model, storage_dtype=torch.bfloat16, compute_dtype=torch.float32)
+    with pytest.raises(RuntimeError, match="mat1 and mat2 must have the same dtype, but got BFloat16 and Float"):
+        run(model, step_inputs(case, steps=1)[0])
