@@ -26,16 +26,11 @@ from diffusers import (  # noqa: E402
     SeaCacheConfig,
     TaylorSeerCacheConfig,
     WanTransformer3DModel,
+    TextKVCacheConfig,
     apply_faster_cache,
-    apply_first_block_cache,
     apply_layer_skip,
-    apply_mag_cache,
-    apply_pyramid_attention_broadcast,
-    apply_taylorseer_cache,
 )
 from diffusers.hooks import HookRegistry, apply_group_offloading, apply_layerwise_casting  # noqa: E402
-from diffusers.hooks.sea_cache import apply_sea_cache  # noqa: E402
-from diffusers.hooks.text_kv_cache import TextKVCacheConfig, apply_text_kv_cache  # noqa: E402
 
 from adapters_tiny_base import one_thread  # noqa: E402,F401
 from adapters_tiny_models import CASES, attention_layer_names, run  # noqa: E402
@@ -54,7 +49,7 @@ FASTER_CACHE_BATCHED_INPUTS = ("hidden_states", "encoder_hidden_states", "timest
 
 def _faster_cache(clock):
     def apply(model):
-        apply_faster_cache(model, FasterCacheConfig(
+        model.enable_cache(FasterCacheConfig(
             spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 1000),
             unconditional_batch_skip_range=2, unconditional_batch_timestep_skip_range=(-1, 1000),
             current_timestep_callback=lambda: clock[0],
@@ -68,8 +63,8 @@ def _faster_cache(clock):
 def _mag_cache(clock):
     # flat magnitude ratios: every step after a computed one may reuse (at most 2 in a row)
     def apply(model):
-        apply_mag_cache(model, MagCacheConfig(threshold=10.0, max_skip_steps=2, retention_ratio=0.0,
-                                              num_inference_steps=len(TIMESTEPS), mag_ratios=[1.0] * len(TIMESTEPS)))
+        model.enable_cache(MagCacheConfig(threshold=10.0, max_skip_steps=2, retention_ratio=0.0,
+                                          num_inference_steps=len(TIMESTEPS), mag_ratios=[1.0] * len(TIMESTEPS)))
     return apply
 
 
@@ -84,7 +79,7 @@ def _raw_vision(model, args, kwargs) -> list[torch.Tensor]:
 
 def _sea_cache(clock):
     def apply(model):
-        apply_sea_cache(model, SeaCacheConfig(
+        model.enable_cache(SeaCacheConfig(
             threshold=1e6, retention_steps=1, cache_end_steps=0,
             raw_vision_callback=None if isinstance(model, WanTransformer3DModel) else _raw_vision,
         ))
@@ -95,7 +90,7 @@ def _taylorseer_on_attention(case):
     # on the self-attention layers themselves: predicted outputs extrapolate enhanced ones
     def factory(clock):
         def apply(model):
-            apply_taylorseer_cache(model, TaylorSeerCacheConfig(
+            model.enable_cache(TaylorSeerCacheConfig(
                 cache_interval=2, disable_cache_before_step=3, max_order=1, taylor_factors_dtype=torch.float32,
                 cache_identifiers=[case.self_attention],
             ))
@@ -104,7 +99,7 @@ def _taylorseer_on_attention(case):
 
 
 def _text_kv_cache(clock):
-    return lambda model: apply_text_kv_cache(model, TextKVCacheConfig())
+    return lambda model: model.enable_cache(TextKVCacheConfig())
 
 
 def _layer_skip_blocks(clock):
@@ -120,7 +115,7 @@ def _layer_skip_blocks(clock):
 
 def _pyramid_attention_broadcast(clock):
     def apply(model):
-        apply_pyramid_attention_broadcast(model, PyramidAttentionBroadcastConfig(
+        model.enable_cache(PyramidAttentionBroadcastConfig(
             spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(100, 800),
             current_timestep_callback=lambda: clock[0],
         ))
@@ -128,12 +123,12 @@ def _pyramid_attention_broadcast(clock):
 
 
 def _first_block_cache(clock):
-    return lambda model: apply_first_block_cache(model, FirstBlockCacheConfig(threshold=1e6))  # reuse after step 0
+    return lambda model: model.enable_cache(FirstBlockCacheConfig(threshold=1e6))  # reuse after step 0
 
 
 def _taylorseer_on_blocks(clock):
     def apply(model):
-        apply_taylorseer_cache(model, TaylorSeerCacheConfig(
+        model.enable_cache(TaylorSeerCacheConfig(
             cache_interval=2, disable_cache_before_step=3, max_order=1, taylor_factors_dtype=torch.float32,
             cache_identifiers=[r"(single_)?(transformer_)?blocks\.\d+"],
         ))
@@ -173,6 +168,9 @@ HOOKS = {
 
 # the caches that hook attention layers themselves (the others skip whole blocks or reuse nothing)
 ATTENTION_CACHES = ("pyramid_attention_broadcast", "faster_cache", "taylorseer_attention")
+# the hooks applied through ``model.enable_cache`` (undone by ``model.disable_cache``)
+CACHES = ("pyramid_attention_broadcast", "first_block_cache", "taylorseer_blocks", "faster_cache", "mag_cache",
+          "sea_cache", "taylorseer_attention", "text_kv_cache")
 # hooks that reuse nothing: the text KV cache hooks only NucleusMoE image blocks
 COMPUTE_EVERY_STEP = ("text_kv_cache", "block_offloading", "leaf_offloading", "layerwise_casting")
 
@@ -256,6 +254,23 @@ def test_remove_leaves_the_hook_working(hook_name, model_name, order):
     expected = denoise(hook_only, steps, clock)
     for out, ref in zip(actual, expected):
         torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("hook_name", CACHES)
+def test_disabling_the_cache_leaves_enhance_a_video_working(hook_name, order):
+    case = CASES["hunyuan_video"]  # its transformer hook and FasterCache's share the root
+    factory, batch_size = _hook(hook_name, case)
+    clock = [0.0]
+    steps = step_inputs(case, batch_size, steps=2)
+    model = stack(case, factory(clock), order)
+    denoise(model, steps, clock)
+    model.disable_cache()
+    actual = denoise(model, steps, clock)
+
+    expected = denoise(case.build(), steps, clock, reference_step(case))
+    for out, ref in zip(actual, expected):
+        assert_matches(out, ref)
 
 
 def test_faster_cache_default_inputs_fail_on_hunyuan_video_in_diffusers():

@@ -25,12 +25,11 @@ from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import HookFunctionReference
 
 
-def register_innermost(registry: HookRegistry, hook: ModelHook, name: str, stay_outside: tuple[str, ...] = ()) -> None:
+def register_innermost(registry: HookRegistry, hook: ModelHook, name: str, outside_of: tuple[str, ...] = ()) -> None:
     """``registry.register_hook(hook, name)``, but innermost: directly around the module's own
-    forward, inside the hooks already registered, except those whose names start with one of
-    ``stay_outside`` (and any hook inside those), which stay inside ours."""
-    position = 1 + max((index for index, hook_name in enumerate(registry._hook_order)
-                        if hook_name.startswith(stay_outside)), default=-1) if stay_outside else 0
+    forward, inside the hooks already registered; yet outside those whose names start with one
+    of ``outside_of`` (and so outside every hook inside them)."""
+    position = _position(registry, outside_of)
     if position == len(registry._fn_refs):
         registry.register_hook(hook, name)
         return
@@ -59,6 +58,13 @@ def register_innermost(registry: HookRegistry, hook: ModelHook, name: str, stay_
     registry.hooks[name] = hook
     registry._hook_order.insert(position, name)
     registry._fn_refs.insert(position, fn_ref)
+
+
+def _position(registry: HookRegistry, outside_of: tuple[str, ...]) -> int:
+    """The chain index (0: innermost) just outside the outermost hook named ``outside_of*``."""
+    named = [index for index, hook_name in enumerate(registry._hook_order)
+             if outside_of and hook_name.startswith(outside_of)]
+    return named[-1] + 1 if named else 0
 
 
 def remove_keeping_outer_hooks(registry: HookRegistry, name: str) -> None:

@@ -135,7 +135,7 @@ def apply_enhance_a_video(transformer: torch.nn.Module, config: EnhanceAVideoCon
             )
     register_innermost(  # it reads the forward the model computes: after FasterCache halves a CFG batch
         registry, EnhanceAVideoTransformerHook(spec, config, context, forward_signature), TRANSFORMER_HOOK,
-        stay_outside=_CONTEXT_PARALLEL_HOOKS,  # but the whole forward, not this rank's shard
+        outside_of=_CONTEXT_PARALLEL_HOOKS,  # but the whole forward, not this rank's shard
     )
     registry.invalidate_child_registries_cache()
 
