@@ -338,3 +338,30 @@ def test_bare_layerwise_casting_fails_on_wan_in_diffusers():
     apply_layerwise_casting(model, storage_dtype=torch.bfloat16, compute_dtype=torch.float32)
     with pytest.raises(RuntimeError, match="mat1 and mat2 must have the same dtype, but got BFloat16 and Float"):
         run(model, step_inputs(case, steps=1)[0])
+
+
+def _on(device: str, inputs: dict) -> dict:
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in inputs.items()}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("offload_type", ["block_level", "leaf_level"])
+def test_group_offloading_with_streams_changes_nothing(offload_type, order):
+    """GPU twin of the block- and leaf-level offloading cases above: weights on the CPU, onloaded
+    to CUDA on a side stream (diffusers refuses streams with a CPU onload device: ``ValueError:
+    Using streams for data transfer requires an onload device whose backend implements streams``)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (none available)")
+    case = CASES["wan"]
+    clock = [0.0]
+    steps = [_on("cuda", inputs) for inputs in step_inputs(case, steps=2)]
+
+    def offload(model):
+        apply_group_offloading(model, onload_device=torch.device("cuda"), offload_device=torch.device("cpu"),
+                               offload_type=offload_type, num_blocks_per_group=1, use_stream=True)
+
+    actual = denoise(stack(case, offload, order), steps, clock)
+    expected = denoise(reference_model(case, offload, inside_hooks=False), steps, clock, reference_step(case))
+    for out, ref in zip(actual, expected):
+        assert_matches(out, ref)
