@@ -192,3 +192,20 @@ def test_the_transformer_hook_stays_outside_the_context_parallel_split_only():
     remove_enhance_a_video(model)
     assert registry._hook_order == ["before_split", "cp_input---", "after_split"]
     torch.testing.assert_close(run(model, _step_inputs()[0]), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_an_output_computed_outside_the_window_is_reused_unenhanced(order):
+    """Step 0 (progress 0.1) is before ``start=0.2``: PAB reuses its unenhanced attention outputs
+    at step 1, inside the window, so step 1 is exactly PAB's own; step 2 computes, enhanced."""
+    clock = [0.0]
+    steps = _step_inputs()
+    model = stack(CASE, _pab(clock), order, start=0.2)
+    actual = denoise(model, steps, clock)
+    pab_only = CASE.build()
+    _pab(clock)(pab_only)
+    expected = denoise(pab_only, steps, clock)
+
+    assert _pab_reused_steps() == {1, 3}
+    torch.testing.assert_close(actual[1], expected[1], rtol=0, atol=0)
+    assert_changed(actual[2], expected[2])

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch.overrides import TorchFunctionMode
+from torch.utils._device import DeviceContext
 
 from ..api import cross_frame_intensity, scale_video_tokens
 from ..dispatch import attention_with_cross_frame_intensity
@@ -174,9 +175,10 @@ def expand_to_batch(score: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 def _other_modes_active() -> bool:
-    """Whether a torch function mode other than ours is active (ours is off inside
-    ``__torch_function__``): an SDPA call is then handed to it rather than computed here."""
-    return bool(torch.overrides._get_current_function_mode_stack())
+    """Whether a torch function mode other than ours (off inside ``__torch_function__``) and
+    ``with torch.device(...)``'s is active: an SDPA call is then handed to it (it may replace the
+    attention) rather than computed here."""
+    return any(not isinstance(mode, DeviceContext) for mode in torch.overrides._get_current_function_mode_stack())
 
 
 def _returns_an_input(output: torch.Tensor, args: tuple, kwargs: dict) -> bool:
