@@ -11,8 +11,8 @@ attention calls into the layer's score, and puts the score where the config says
 - a spec with a ``residual_branch``: on that module's output, for both placements
   (``residual_output``).
 
-An output a cache hands back (the layer's forward short-circuited by a cache inside ours: a
-host's own output cache around its attention, in the plain-PyTorch front-end) makes no attention
+An output a cache hands back (the layer's forward short-circuited by a cache inside ours: an
+attention processor or a host's own code that hands back its earlier output) makes no attention
 call; it carries the score of the computation that produced it (``reuse.py``). Where the score
 sits inside the output (``"attention_output"``), the cached object already has it and passes
 through; where it goes on the layer's output (``"to_out"``) or a residual branch, the cache holds
