@@ -1,12 +1,16 @@
-"""Enhance-A-Video with diffusers' FasterCache, MagCache, SeaCache, TaylorSeer on attention layers,
-the text KV cache and block-level layer skip, in both orders, on tiny Wan, HunyuanVideo and
-CogVideoX, over four denoising steps (docs/diffusers.md, "With diffusers' other hooks").
+"""Enhance-A-Video with diffusers' caches (pyramid attention broadcast, first-block cache,
+FasterCache, MagCache, SeaCache, TaylorSeer on attention layers or on blocks, the text KV cache),
+block-level layer skip, group offloading and layerwise casting, in both orders, on tiny Wan,
+HunyuanVideo and CogVideoX, over four denoising steps (docs/diffusers.md, "With diffusers' other
+hooks"); the caches are applied as users do, through ``model.enable_cache``.
 
 The expected output is the same hook over the independent reference (``hook_stacks.py``), the
 reference sitting directly around each enhanced layer's own forward: an attention output a cache
 stores, reuses or extrapolates is the enhanced one, whichever order the hooks were applied in.
-Each test also checks that the cache did skip attention computations (it is not blind), and
-that after ``remove_enhance_a_video`` the hook computes exactly what it computes alone.
+Each test also checks that the cache did skip attention computations (it is not blind), that
+after ``remove_enhance_a_video`` the hook computes exactly what it computes alone, and that after
+``disable_cache`` Enhance-A-Video computes what it computes alone. The failures diffusers 0.42
+shows without Enhance-A-Video are asserted at the end, so that a fixed diffusers fails them.
 """
 
 from __future__ import annotations
