@@ -226,10 +226,17 @@ def _video_rows(case: ModelCase, sequence_length: int, layer_count: int) -> slic
     return slice(start + rows.start, start + rows.stop)
 
 
+def _torch_forward_hooks(module, pre_hook, post_hook) -> list:
+    return [module.register_forward_pre_hook(pre_hook, with_kwargs=True),
+            module.register_forward_hook(post_hook, with_kwargs=True)]
+
+
 def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], *,
-                     placement="to_out", per_sample=False) -> torch.Tensor:
+                     placement="to_out", per_sample=False, hook_layer=_torch_forward_hooks) -> torch.Tensor:
     """The model's output with Enhance-A-Video applied to the layers in ``weights``
-    (``{module name: enhance weight}``), computed independently of ``eav_kernels.adapters``."""
+    (``{module name: enhance weight}``), computed independently of ``eav_kernels.adapters``.
+    ``hook_layer(module, pre_hook, post_hook) -> handles`` puts the reference on a layer (torch
+    forward hooks, outside any diffusers hook on it, unless a test says otherwise)."""
     batch_size = batch_size_of(inputs[case.latent])
     current = {}  # layer name -> {"video": int, "cfis": [per-call [B_call] float64]}
     active_layer: list[str | None] = [None]
@@ -288,8 +295,7 @@ def reference_output(model, case: ModelCase, inputs, weights: dict[str, float], 
     pattern = re.compile(case.self_attention)
     for name, module in model.named_modules():
         if pattern.fullmatch(name) and name in weights:
-            handles.append(module.register_forward_pre_hook(pre_hook(name), with_kwargs=True))
-            handles.append(module.register_forward_hook(post_hook(name), with_kwargs=True))
+            handles.extend(hook_layer(module, pre_hook(name), post_hook(name)))
             if case.residual_branch:
                 parent = model.get_submodule(name.rpartition(".")[0])
                 handles.append(parent.get_submodule(case.residual_branch).register_forward_hook(residual_hook(name)))

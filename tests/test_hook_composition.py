@@ -1,13 +1,9 @@
-"""Enhance-A-Video stacked with diffusers' cache, offloading and casting hooks, in both orders, on
-a tiny Wan over several denoising steps: an output a cache reuses carries the score of the
-computation that produced it; offloading and casting change nothing (docs/diffusers.md, "With
-diffusers' other hooks").
-
-Each expected output comes from the independent reference (``reference_output``) on a fresh copy
-of the model: for block-level caches (first-block cache, TaylorSeer), offloading and casting the
-same hook runs over the reference; for pyramid attention broadcast, whose reuse of an attention
-layer's output the reference's forward hooks cannot see, ``ReplayedAttentionCache`` replays PAB's
-documented decisions on top of the reference.
+"""Enhance-A-Video with pyramid attention broadcast on a tiny Wan, in both orders and both
+placements, against a reference that replays PAB's documented decisions (``ReplayedAttentionCache``:
+a reused output is the enhanced output of the step that computed it), without running PAB; and a
+missing attention call that nothing upstream explains still raises (docs/diffusers.md, "With
+diffusers' other hooks"). Every other hook, and PAB on HunyuanVideo and CogVideoX, is in
+test_hook_composition_caches.py and test_hook_composition_layer_skip.py.
 """
 
 from __future__ import annotations
@@ -17,26 +13,18 @@ import torch
 
 pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
 
-from diffusers import (  # noqa: E402
-    FirstBlockCacheConfig,
-    PyramidAttentionBroadcastConfig,
-    TaylorSeerCacheConfig,
-    apply_first_block_cache,
-    apply_pyramid_attention_broadcast,
-    apply_taylorseer_cache,
-)
-from diffusers.hooks import HookRegistry, ModelHook, apply_group_offloading  # noqa: E402
+from diffusers import PyramidAttentionBroadcastConfig, apply_pyramid_attention_broadcast  # noqa: E402
+from diffusers.hooks import HookRegistry, ModelHook  # noqa: E402
 
-from adapters_tiny_base import enhance_config, gen, one_thread  # noqa: E402,F401
-from adapters_tiny_models import CASES, attention_layer_names, reference_output, run  # noqa: E402
+from adapters_tiny_base import enhance_config, one_thread  # noqa: E402,F401
+from adapters_tiny_models import CASES, attention_layer_names, run  # noqa: E402
+from hook_stacks import ORDERS, TIMESTEPS, WEIGHT, denoise, reference_step, stack, step_inputs  # noqa: E402
 from eav_kernels import apply_enhance_a_video, remove_enhance_a_video  # noqa: E402
 from output_checks import assert_changed, assert_matches  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CASE = CASES["wan"]
-TIMESTEPS = (900.0, 700.0, 500.0, 300.0)
-WEIGHT = 4.0
 PAB_SKIP_RANGE = 2  # compute every second step inside the timestep range
 PAB_TIMESTEP_RANGE = (100, 800)  # strictly inside: 700, 500, 300
 
@@ -50,27 +38,16 @@ def _pab_reused_steps() -> set[int]:
 
 
 def _step_inputs() -> list[dict]:
-    """One batch-1 forward per denoising step, fresh random latents each step."""
-    return [CASE.inputs(1, gen(40 + step), timestep=t) for step, t in enumerate(TIMESTEPS)]
-
-
-def _denoise(model, steps: list[dict], clock: list[float], run_step=run) -> list[torch.Tensor]:
-    """``run_step(model, inputs)`` for each step inside the model's ``cache_context`` (which the
-    first-block and TaylorSeer caches require), with ``clock[0]`` set to the step's timestep."""
-    outputs = []
-    for inputs in steps:
-        clock[0] = float(inputs["timestep"][0])
-        with model.cache_context("cond"):
-            outputs.append(run_step(model, inputs))
-    return outputs
+    return step_inputs(CASE)
 
 
 def _reference_step(placement: str):
-    """``run_step`` computing the independent reference of Enhance-A-Video on every layer."""
-    def run_step(model, inputs):
-        weights = {name: WEIGHT for name in attention_layer_names(model, CASE)}
-        return reference_output(model, CASE, inputs, weights, placement=placement)
-    return run_step
+    return reference_step(CASE, placement)
+
+
+def _stack(apply_cache, order: str, placement: str):
+    """A tiny Wan with Enhance-A-Video and the cache hook applied in ``order``."""
+    return stack(CASE, apply_cache, order, placement)
 
 
 def _pab(clock):
@@ -83,57 +60,13 @@ def _pab(clock):
     return apply
 
 
-def _first_block_cache(model):
-    apply_first_block_cache(model, FirstBlockCacheConfig(threshold=1e6))  # every later step reuses
-
-
-def _taylorseer(model):
-    # Its default patterns ("^blocks.*attn", full match) hook no module of Wan (whose layers are
-    # blocks.N.attn1 / attn2): the blocks are named here. Forwards 1-3 compute, 4 predicts;
-    # float32 factors.
-    apply_taylorseer_cache(model, TaylorSeerCacheConfig(
-        cache_interval=2, disable_cache_before_step=3, max_order=1, taylor_factors_dtype=torch.float32,
-        cache_identifiers=[r"blocks\.\d+"],
-    ))
-
-
-def _block_offloading(model):
-    cpu = torch.device("cpu")  # streams need CUDA: not exercised here
-    apply_group_offloading(model, onload_device=cpu, offload_device=cpu, offload_type="block_level",
-                           num_blocks_per_group=1)
-
-
-def _leaf_offloading(model):
-    cpu = torch.device("cpu")
-    apply_group_offloading(model, onload_device=cpu, offload_device=cpu, offload_type="leaf_level")
-
-
-def _layerwise_casting(model):
-    # the model method: it skips the layers Wan keeps in full precision (diffusers' bare
-    # apply_layerwise_casting breaks tiny Wan's timestep embedding even without Enhance-A-Video)
-    model.enable_layerwise_casting(storage_dtype=torch.bfloat16, compute_dtype=torch.float32)
-
-
-def _stack(apply_cache, order: str, placement: str):
-    """A tiny Wan with Enhance-A-Video and the cache hook applied in ``order``."""
-    model = CASE.build()
-    config = enhance_config(WEIGHT, placement=placement)
-    if order == "eav_first":
-        apply_enhance_a_video(model, config)
-        apply_cache(model)
-    else:
-        apply_cache(model)
-        apply_enhance_a_video(model, config)
-    return model
-
-
 class ReplayedAttentionCache:
     """Test reference of an attention-output cache over ``reference_output``: on ``reused`` steps
     each layer in ``names`` returns the output it returned on its latest computing step, as finally
     returned, the reference enhancement's scaling included (what the defined semantics asks)."""
 
     def __init__(self, model, names: list[str], reused: set[int], placement: str):
-        self.reused, self.step, self.outputs = reused, 0, {}
+        self.model, self.reused, self.step, self.outputs = model, reused, 0, {}
         self.reference_step = _reference_step(placement)
         for name in names:
             model.get_submodule(name).register_forward_pre_hook(self._arm(name))
@@ -165,19 +98,19 @@ def _pab_layers(model) -> list[str]:
 
 
 @pytest.mark.parametrize("placement", ["to_out", "attention_output"])
-@pytest.mark.parametrize("order", ["eav_first", "cache_first"])
+@pytest.mark.parametrize("order", ORDERS)
 def test_pyramid_attention_broadcast_reuse_carries_the_producing_score(order, placement):
     clock = [0.0]
     steps = _step_inputs()
     model = _stack(_pab(clock), order, placement)
-    actual = _denoise(model, steps, clock)
+    actual = denoise(model, steps, clock)
 
     reference_model = CASE.build()
     names = _pab_layers(model)
     assert set(attention_layer_names(model, CASE)) <= set(names), names
     replay = ReplayedAttentionCache(reference_model, names, _pab_reused_steps(), placement)
-    expected = _denoise(reference_model, steps, clock, replay.run_step)
-    without_cache = _denoise(CASE.build(), steps, clock, _reference_step(placement))
+    expected = denoise(reference_model, steps, clock, replay.run_step)
+    without_cache = denoise(CASE.build(), steps, clock, _reference_step(placement))
 
     assert _pab_reused_steps() == {1, 3}
     for out, ref in zip(actual, expected):
@@ -185,86 +118,94 @@ def test_pyramid_attention_broadcast_reuse_carries_the_producing_score(order, pl
     assert_changed(actual[1], without_cache[1])  # the reuse happened: not a blind test
 
 
-@pytest.mark.parametrize("apply_cache", [_first_block_cache, _taylorseer], ids=["first_block_cache", "taylorseer"])
-@pytest.mark.parametrize("order", ["eav_first", "cache_first"])
-def test_block_cache_reuse_carries_the_producing_score(apply_cache, order):
-    """Block-level caches skip whole blocks: the enhanced attention inside never runs on a reused
-    step, and the cached block output already carries its scores."""
+class _ReusingProcessor:
+    """An attention processor caching inside the layer's own forward (where no diffusers hook
+    sits): every second call hands back the very output object of the call before."""
+
+    def __init__(self, processor):
+        self.processor, self.calls, self.cached = processor, 0, None
+
+    def __call__(self, attn, *args, **kwargs):
+        if self.calls % 2 == 0:
+            self.cached = self.processor(attn, *args, **kwargs)
+        self.calls += 1
+        return self.cached
+
+
+@pytest.mark.parametrize("placement", ["to_out", "attention_output"])
+def test_an_output_reused_inside_the_layer_carries_the_producing_score(placement):
     clock = [0.0]
     steps = _step_inputs()
-    model = _stack(apply_cache, order, "to_out")
-    tail_attention = model.get_submodule("blocks.1.attn1")
-    calls = []
-    tail_attention.register_forward_pre_hook(lambda module, args: calls.append(1))
-    actual = _denoise(model, steps, clock)
+    model = CASE.build()
+    names = attention_layer_names(model, CASE)
+    for name in names:
+        layer = model.get_submodule(name)
+        layer.processor = _ReusingProcessor(layer.processor)
+    apply_enhance_a_video(model, enhance_config(WEIGHT, placement=placement))
+    actual = denoise(model, steps, clock)
 
-    reference_model = CASE.build()
-    apply_cache(reference_model)
-    expected = _denoise(reference_model, steps, clock, _reference_step("to_out"))
-
-    assert len(calls) < len(TIMESTEPS), "the cache reused nothing: the test is blind"
+    replay = ReplayedAttentionCache(CASE.build(), names, {1, 3}, placement)
+    expected = denoise(replay.model, steps, clock, replay.run_step)
     for out, ref in zip(actual, expected):
         assert_matches(out, ref)
 
 
-@pytest.mark.parametrize("apply_other", [_block_offloading, _leaf_offloading, _layerwise_casting],
-                         ids=["block_offloading", "leaf_offloading", "layerwise_casting"])
-@pytest.mark.parametrize("order", ["eav_first", "cache_first"])
-def test_offloading_and_casting_change_nothing(apply_other, order):
-    clock = [0.0]
-    steps = _step_inputs()[:2]
-    actual = _denoise(_stack(apply_other, order, "to_out"), steps, clock)
+class _CopyingProcessor:
+    """An attention processor that hands back a copy of its first output: the engine cannot tell
+    that copy from an output computed without any attention call it can see."""
 
-    reference_model, plain = CASE.build(), CASE.build()
-    apply_other(reference_model)
-    apply_other(plain)
-    expected = _denoise(reference_model, steps, clock, _reference_step("to_out"))
-    unenhanced = _denoise(plain, steps, clock)
-    for out, ref, unchanged in zip(actual, expected, unenhanced):
-        assert_matches(out, ref)
-        assert_changed(out, unchanged)
+    def __init__(self, processor):
+        self.processor, self.cached = processor, None
 
-
-@pytest.mark.parametrize("order", ["eav_first", "cache_first"])
-def test_remove_leaves_pyramid_attention_broadcast_working(order):
-    clock = [0.0]
-    steps = _step_inputs()
-    model = _stack(_pab(clock), order, "to_out")
-    _denoise(model, steps, clock)
-    remove_enhance_a_video(model)
-    HookRegistry.check_if_exists_or_initialize(model).reset_stateful_hooks()
-    actual = _denoise(model, steps, clock)
-
-    pab_only = CASE.build()
-    _pab(clock)(pab_only)
-    expected = _denoise(pab_only, steps, clock)
-    plain = _denoise(CASE.build(), steps, clock)
-    for out, ref in zip(actual, expected):
-        torch.testing.assert_close(out, ref, rtol=0, atol=0)
-    assert_changed(actual[1], plain[1])  # PAB still reuses after the removal
-
-
-class _CopyingCache(ModelHook):
-    """An attention-module cache that hands back a copy of its first output: the engine cannot
-    tell that copy from an output computed without any attention call it can see."""
-
-    def __init__(self):
-        super().__init__()
-        self.cached = None
-
-    def new_forward(self, module, *args, **kwargs):
+    def __call__(self, attn, *args, **kwargs):
         if self.cached is None:
-            self.cached = self.fn_ref.original_forward(*args, **kwargs)
+            self.cached = self.processor(attn, *args, **kwargs)
         return self.cached.clone()
 
 
 def test_an_unexplained_missing_attention_call_still_raises():
     model = CASE.build()
-    HookRegistry.check_if_exists_or_initialize(model.get_submodule("blocks.0.attn1")).register_hook(
-        _CopyingCache(), "copying_cache"
-    )
+    layer = model.get_submodule("blocks.0.attn1")
+    layer.processor = _CopyingProcessor(layer.processor)
     apply_enhance_a_video(model, enhance_config(WEIGHT))
     steps = _step_inputs()
     run(model, steps[0])
     with pytest.raises(RuntimeError, match=r"saw no attention computation in blocks\.0\.attn1"):
         run(model, steps[1])
+
+
+class _Passing(ModelHook):
+    pass
+
+
+def test_the_transformer_hook_stays_outside_the_context_parallel_split_only():
+    """On the transformer, Enhance-A-Video's hook goes inside hooks registered before it (it reads
+    the forward the model computes) but outside context parallelism's input split (diffusers
+    names it ``cp_input---<module>``: the score is that of the whole forward)."""
+    model = CASE.build()
+    registry = HookRegistry.check_if_exists_or_initialize(model)
+    for name in ("before_split", "cp_input---", "after_split"):
+        registry.register_hook(_Passing(), name)
+    apply_enhance_a_video(model, enhance_config(WEIGHT))
+    assert registry._hook_order == ["before_split", "cp_input---", "enhance_a_video", "after_split"]
+    expected = run(CASE.build(), _step_inputs()[0])
+    remove_enhance_a_video(model)
+    assert registry._hook_order == ["before_split", "cp_input---", "after_split"]
+    torch.testing.assert_close(run(model, _step_inputs()[0]), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_an_output_computed_outside_the_window_is_reused_unenhanced(order):
+    """Step 0 (progress 0.1) is before ``start=0.2``: PAB reuses its unenhanced attention outputs
+    at step 1, inside the window, so step 1 is exactly PAB's own; step 2 computes, enhanced."""
+    clock = [0.0]
+    steps = _step_inputs()
+    model = stack(CASE, _pab(clock), order, start=0.2)
+    actual = denoise(model, steps, clock)
+    pab_only = CASE.build()
+    _pab(clock)(pab_only)
+    expected = denoise(pab_only, steps, clock)
+
+    assert _pab_reused_steps() == {1, 3}
+    torch.testing.assert_close(actual[1], expected[1], rtol=0, atol=0)
+    assert_changed(actual[2], expected[2])

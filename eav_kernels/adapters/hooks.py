@@ -2,7 +2,8 @@
 ``AdapterSpec``-described transformer.
 
 Three hooks, all registered in diffusers' own ``HookRegistry`` (so they stack with
-``apply_first_block_cache`` & co. and come off cleanly):
+``apply_first_block_cache`` & co. and come off cleanly), the first two innermost on their module
+whatever was registered before (``hook_chain.py``: the result does not depend on the order):
 
 - ``EnhanceAVideoTransformerHook`` on the transformer: reads this forward's latent frame count,
   batch size, generated video tokens and denoising progress into the engine's
@@ -36,6 +37,7 @@ from ..engine.forward_context import ForwardContext, bound_arguments
 from ..engine.layer import LayerEnhancement
 from .config import EnhanceAVideoConfig
 from .context_parallel import context_parallel_layout, global_cross_frame_intensity
+from .hook_chain import register_innermost, remove_keeping_outer_hooks
 from .models import REFUSED_MODELS, SUPPORTED_MODELS
 from .spec import AdapterSpec, find_spec
 
@@ -43,6 +45,9 @@ TRANSFORMER_HOOK = "enhance_a_video"
 ATTENTION_HOOK = "enhance_a_video_attention"
 RESIDUAL_HOOK = "enhance_a_video_residual"
 _HOOK_NAMES = (TRANSFORMER_HOOK, ATTENTION_HOOK, RESIDUAL_HOOK)
+# the name prefixes of diffusers' context-parallel input split and output gather hooks
+# (hooks/context_parallel.py: "cp_input---{module}", "cp_output---{module}")
+_CONTEXT_PARALLEL_HOOKS = ("cp_input---", "cp_output---")
 
 
 class EnhanceAVideoTransformerHook(ModelHook):
@@ -119,8 +124,8 @@ def apply_enhance_a_video(transformer: torch.nn.Module, config: EnhanceAVideoCon
         if name not in weights:
             continue
         enhancement = LayerEnhancement(name, layer, spec, config, weights[name], context)
-        HookRegistry.check_if_exists_or_initialize(layer).register_hook(
-            EnhanceAVideoAttentionHook(enhancement), ATTENTION_HOOK
+        register_innermost(  # other hooks on the layer see the enhanced layer (hook_chain.py)
+            HookRegistry.check_if_exists_or_initialize(layer), EnhanceAVideoAttentionHook(enhancement), ATTENTION_HOOK
         )
         if spec.residual_branch is not None:
             block = transformer.get_submodule(name.rpartition(".")[0])
@@ -128,8 +133,9 @@ def apply_enhance_a_video(transformer: torch.nn.Module, config: EnhanceAVideoCon
             HookRegistry.check_if_exists_or_initialize(branch).register_hook(
                 EnhanceAVideoResidualHook(enhancement), RESIDUAL_HOOK
             )
-    registry.register_hook(
-        EnhanceAVideoTransformerHook(spec, config, context, forward_signature), TRANSFORMER_HOOK
+    register_innermost(  # it reads the forward the model computes: after FasterCache halves a CFG batch
+        registry, EnhanceAVideoTransformerHook(spec, config, context, forward_signature), TRANSFORMER_HOOK,
+        outside_of=_CONTEXT_PARALLEL_HOOKS,  # but the whole forward, not this rank's shard
     )
     registry.invalidate_child_registries_cache()
 
@@ -142,31 +148,13 @@ def remove_enhance_a_video(transformer: torch.nn.Module) -> None:
         if registry is None:
             continue
         for name in _HOOK_NAMES:
-            _remove_hook(registry, name)
+            remove_keeping_outer_hooks(registry, name)
         if not registry.hooks:
             del module._diffusers_hook
             _restore_class_forward(module)
     registry = getattr(transformer, "_diffusers_hook", None)
     if registry is not None:
         registry.invalidate_child_registries_cache()
-
-
-def _remove_hook(registry: HookRegistry, name: str) -> None:
-    """``registry.remove_hook(name, recurse=False)``, keeping a hook registered after it working.
-
-    diffusers 0.42 hands the removed hook's inner forward to the next hook's ``fn_ref.forward``;
-    for a hook with ``new_forward`` (pyramid attention broadcast and the other caches, applied after
-    Enhance-A-Video) that replaces the hook itself, which then silently stops caching. Its inner
-    forward is ``fn_ref.original_forward``: put it there and give the hook its own forward back.
-    """
-    if name not in registry.hooks:
-        return
-    index = registry._hook_order.index(name)
-    outer = registry._fn_refs[index + 1] if index + 1 < len(registry._fn_refs) else None
-    outer_forward = None if outer is None else outer.forward
-    registry.remove_hook(name, recurse=False)
-    if outer is not None and outer.original_forward is not None:
-        outer.original_forward, outer.forward = outer.forward, outer_forward
 
 
 def _restore_class_forward(module: torch.nn.Module) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch.overrides import TorchFunctionMode
+from torch.utils._device import DeviceContext
 
 from ..api import cross_frame_intensity, scale_video_tokens
 from ..dispatch import attention_with_cross_frame_intensity
@@ -42,6 +43,8 @@ class AttentionCapture(TorchFunctionMode):
     forward; a layer may make several calls (Mochi makes one per batch element). With
     ``score_in_call`` the call's own score multiplies the video rows of its output."""
 
+    reads_attention_taps = True  # taps.py routes tapped functions to this mode only
+
     def __init__(self, layer: "LayerEnhancement", num_frames: int, video_token_count: int,
                  score_in_call: bool, readers: dict, sharded: ShardedIntensity | None = None):
         super().__init__()
@@ -52,6 +55,7 @@ class AttentionCapture(TorchFunctionMode):
         self.readers = readers
         self.sharded = sharded
         self.calls = 0
+        self.skipped_calls = 0  # attention calls replaced by one of their inputs outside ours
         self.cross_frame_intensities: list[torch.Tensor] = []  # one [B_call] per call
         self.last_cfi: torch.Tensor | None = None
 
@@ -71,11 +75,16 @@ class AttentionCapture(TorchFunctionMode):
         if call.from_probabilities:
             result = func(*args, **kwargs)  # the map: the CFI is read off it
             cfi, targets = self._intensity_from_map(call.output(result))
-        elif call.sdpa_arguments is not None and self.sharded is None:
+        elif call.sdpa_arguments is not None and self.sharded is None and not _other_modes_active():
             result, cfi, targets = self._sdpa_through_core(call.sdpa_arguments)
         else:
             cfi, targets = self._intensity(call, call_index)
             result = func(*args, **kwargs)
+            if _other_modes_active() and _returns_an_input(call.output(result), args, kwargs):
+                # a mode outside ours replaced the attention by one of its inputs (diffusers'
+                # layer skip with skip_attention_scores returns the values): nothing to enhance
+                self.skipped_calls += 1
+                return result
         if cfi is not None:
             self.cross_frame_intensities.append(cfi)
             self.last_cfi = cfi
@@ -163,6 +172,21 @@ def expand_to_batch(score: torch.Tensor, batch_size: int) -> torch.Tensor:
     if score.dim() == 0 or score.shape[0] == batch_size:
         return score
     return score.repeat_interleave(batch_size // score.shape[0])
+
+
+def _other_modes_active() -> bool:
+    """Whether a torch function mode other than ours (off inside ``__torch_function__``) and
+    ``with torch.device(...)``'s is active: an SDPA call is then handed to it (it may replace the
+    attention) rather than computed here."""
+    return any(not isinstance(mode, DeviceContext) for mode in torch.overrides._get_current_function_mode_stack())
+
+
+def _returns_an_input(output: torch.Tensor, args: tuple, kwargs: dict) -> bool:
+    """Whether an attention call's ``output`` is (a view of) one of the call's tensor inputs: no
+    attention was computed, something outside replaced it (a real output is a new tensor)."""
+    storage = output.untyped_storage().data_ptr()
+    return any(isinstance(value, torch.Tensor) and value.untyped_storage().data_ptr() == storage
+               for value in (*args, *kwargs.values()))
 
 
 def _is_python_tensor_method(func: Any) -> bool:

@@ -11,14 +11,17 @@ attention calls into the layer's score, and puts the score where the config says
 - a spec with a ``residual_branch``: on that module's output, for both placements
   (``residual_output``).
 
-An output a cache hands back (the layer's forward short-circuited by a cache inside ours, e.g.
-diffusers' pyramid attention broadcast registered first on the same module) makes no attention
+An output a cache hands back (the layer's forward short-circuited by a cache inside ours: an
+attention processor or a host's own code that hands back its earlier output) makes no attention
 call; it carries the score of the computation that produced it (``reuse.py``). Where the score
 sits inside the output (``"attention_output"``), the cached object already has it and passes
 through; where it goes on the layer's output (``"to_out"``) or a residual branch, the cache holds
 the unscaled output and the producing computation's score is applied again. A cache outside ours
-(registered after Enhance-A-Video) stores our already scaled output and never calls us: the same
-result in both orders.
+stores our already scaled output and never calls us; the diffusers front-end always puts our
+hook innermost on the layer (adapters/hook_chain.py), so every diffusers cache is outside. An
+attention call that a torch function mode outside ours replaced by one of its inputs (diffusers'
+layer skip with ``skip_attention_scores``) computed nothing: a layer whose calls were all
+replaced is not enhanced.
 """
 
 from __future__ import annotations
@@ -81,6 +84,10 @@ class LayerEnhancement:
         if not capture.cross_frame_intensities:
             if self._is_reused(output):
                 return self._reused(output)
+            if capture.skipped_calls:  # its attention skipped from outside (layer skip): not enhanced
+                self.last_score = None
+                self.produced = ProducedOutput(output, None, None)
+                return output
             raise RuntimeError(
                 f"Enhance-A-Video saw no attention computation in {self.name} "
                 f"({type(module).__name__}): no scaled_dot_product_attention, aten attention op, "

@@ -1,11 +1,12 @@
 """``ProducedOutput``: recognises a layer output that a cache hands back instead of computing it.
 
-A cache that sits inside the enhanced layer's forward (diffusers' pyramid attention broadcast
-registered before Enhance-A-Video on the same attention module, a host's own output cache) may
-return, on a later forward, the very tensor object the layer computed earlier, without running
-attention. The engine then sees no attention call; that is explained, not an error, exactly when
-the returned video tensor is the object the layer's own computation produced (object identity,
-held through a weak reference: nothing is kept alive that the cache does not keep alive itself).
+A cache that sits inside the enhanced layer's forward (an attention processor or a host's own
+code that hands back its earlier output; diffusers' hooks never sit there, see
+adapters/hook_chain.py) may return, on a later forward, the very tensor object the layer
+computed earlier, without running attention. The engine then sees no attention call; that is
+explained, not an error, exactly when the returned video tensor is the object the layer's own
+computation produced (object identity, held through a weak reference: nothing is kept alive that
+the cache does not keep alive itself).
 The record also says which score that computation had, so a reused output carries the score of
 the computation that produced it (``None``: that computation was not enhanced).
 """

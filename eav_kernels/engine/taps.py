@@ -5,7 +5,7 @@ a diffusers dispatcher backend (``_native_flex_attention``, ``_flash_attention``
 third party registered), ``xformers.ops.memory_efficient_attention`` or
 ``sageattention.sageattn``. An ``AttentionTap`` wraps one such function and, exactly as torch's
 own Python functions do, routes the call through ``torch.overrides.handle_torch_function``
-when a mode is active: the capture then sees it with q and k as that function was handed them.
+when a capture is active: the capture then sees it with q and k as that function was handed them.
 With no mode active it calls the function straight through (one ``has_torch_function`` check),
 so a tapped function computes exactly what it did, for every caller, enhanced or not.
 
@@ -59,7 +59,8 @@ class AttentionTap:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         tensors = tuple(value for value in (*args, *kwargs.values()) if isinstance(value, torch.Tensor))
-        if has_torch_function(tensors) and not (self.passes_through and self.passes_through(args, kwargs)):
+        if (has_torch_function(tensors) and _capture_active()
+                and not (self.passes_through and self.passes_through(args, kwargs))):
             return handle_torch_function(self, tensors, *args, **kwargs)
         return self.original(*args, **kwargs)
 
@@ -68,6 +69,14 @@ class AttentionTap:
 
     def __repr__(self) -> str:
         return f"AttentionTap({getattr(self.original, '__qualname__', self.original)!r})"
+
+
+def _capture_active() -> bool:
+    """Whether an ``AttentionCapture`` is on the mode stack. Another mode (diffusers' layer skip
+    replaces SDPA by its values) must not see the tap: inside that mode's handler the function
+    would run with the mode off and escape it; it sees the SDPA call inside instead."""
+    return any(getattr(mode, "reads_attention_taps", False)
+               for mode in torch.overrides._get_current_function_mode_stack())
 
 
 def _under_context_parallelism(args: tuple, kwargs: dict) -> bool:

@@ -1,0 +1,85 @@
+"""Where Enhance-A-Video's hooks sit in a module's diffusers hook chain, and taking one out
+without breaking the hooks around it.
+
+diffusers' ``HookRegistry`` chains a module's hooks in registration order, the latest outermost.
+A hook registered before Enhance-A-Video on the same attention module (pyramid attention
+broadcast, FasterCache, TaylorSeer on attention modules, layer skip) would otherwise sit *inside*
+it and store or extrapolate the unenhanced output. ``register_innermost`` puts our hook directly
+around the module's own forward, whatever was registered before: every other hook on an
+enhanced layer then sees the enhanced layer, and the result does not depend on the order in
+which the user applied the hooks (docs/diffusers.md, "With diffusers' other hooks"). On the
+transformer the same placement makes the forward context read the inputs the model computes on
+(FasterCache's denoiser hook halves a CFG batch), staying outside context parallelism's input
+split (the context describes the whole forward).
+
+Both functions reach into the registry's chain (``_hook_order``, ``_fn_refs``, the
+``HookFunctionReference`` fields), as diffusers 0.42 lays it out; tests/test_hook_composition*.py
+exercise them against every diffusers cache that hooks attention modules.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from diffusers.hooks import HookRegistry, ModelHook
+from diffusers.hooks.hooks import HookFunctionReference
+
+
+def register_innermost(registry: HookRegistry, hook: ModelHook, name: str, outside_of: tuple[str, ...] = ()) -> None:
+    """``registry.register_hook(hook, name)``, but innermost: directly around the module's own
+    forward, inside the hooks already registered; yet outside those whose names start with one
+    of ``outside_of`` (and so outside every hook inside them)."""
+    position = _position(registry, outside_of)
+    if position == len(registry._fn_refs):
+        registry.register_hook(hook, name)
+        return
+    if name in registry.hooks:
+        raise ValueError(f"hook {name!r} is already registered on this module")
+    module = hook.initialize_hook(registry._module_ref)
+    outer = registry._fn_refs[position]
+    inner_forward = outer.original_forward if outer.original_forward is not None else outer.forward
+
+    fn_ref = HookFunctionReference()
+    fn_ref.pre_forward, fn_ref.post_forward = hook.pre_forward, hook.post_forward
+    fn_ref.forward = inner_forward
+    if hasattr(hook, "new_forward"):
+        fn_ref.original_forward = inner_forward
+        fn_ref.forward = functools.partial(hook.new_forward, module)
+
+    def hooked_forward(*args, **kwargs):
+        args, kwargs = fn_ref.pre_forward(module, *args, **kwargs)
+        return fn_ref.post_forward(module, fn_ref.forward(*args, **kwargs))
+
+    if outer.original_forward is not None:
+        outer.original_forward = hooked_forward
+    else:
+        outer.forward = hooked_forward
+    hook.fn_ref = fn_ref
+    registry.hooks[name] = hook
+    registry._hook_order.insert(position, name)
+    registry._fn_refs.insert(position, fn_ref)
+
+
+def _position(registry: HookRegistry, outside_of: tuple[str, ...]) -> int:
+    """The chain index (0: innermost) just outside the outermost hook named ``outside_of*``."""
+    named = [index for index, hook_name in enumerate(registry._hook_order)
+             if outside_of and hook_name.startswith(outside_of)]
+    return named[-1] + 1 if named else 0
+
+
+def remove_keeping_outer_hooks(registry: HookRegistry, name: str) -> None:
+    """``registry.remove_hook(name, recurse=False)``, keeping a hook registered around it working.
+
+    diffusers 0.42 hands the removed hook's inner forward to the next hook's ``fn_ref.forward``;
+    for a hook with ``new_forward`` (pyramid attention broadcast and the other caches) that
+    replaces the hook itself, which then silently stops caching. Its inner forward is
+    ``fn_ref.original_forward``: put it there and give the hook its own forward back.
+    """
+    if name not in registry.hooks:
+        return
+    index = registry._hook_order.index(name)
+    outer = registry._fn_refs[index + 1] if index + 1 < len(registry._fn_refs) else None
+    outer_forward = None if outer is None else outer.forward
+    registry.remove_hook(name, recurse=False)
+    if outer is not None and outer.original_forward is not None:
+        outer.original_forward, outer.forward = outer.forward, outer_forward
