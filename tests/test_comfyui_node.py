@@ -7,27 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from comfyui_helpers import FRAMES, SPATIAL, assert_close, enhance, latent, patcher, text
 from comfyui_reference import AFTER, BEFORE, Expectation, hunyuan_expected, reference_score, wan_expected
 from comfyui_standin_models import HunyuanVideo, WanModel
-from comfyui_standins import BaseModel, ModelPatcher, attention_pytorch, flux_apply_rope
-from eav_kernels.comfyui import EnhanceSettings, enhance_model, parse_blocks
+from comfyui_standins import BaseModel, ModelPatcher, attention_pytorch
+from eav_kernels.comfyui import EnhanceSettings, parse_blocks
 from output_checks import assert_changed
-
-# latent [B, C, T, H, W] = [2, 4, 3, 6, 10]: F = 3 frames of S = 3 x 5 = 15 tokens (patch 1x2x2)
-FRAMES, SPATIAL = 3, 15
-TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}  # dtype noise of the outputs
-
-
-def latent(generator, batch=2, dtype=torch.float32, frames=FRAMES):
-    return torch.randn(batch, 4, frames, 6, 10, generator=generator).to(dtype)
-
-
-def text(generator, batch=2, dtype=torch.float32):
-    return torch.randn(batch, 5, 24, generator=generator).to(dtype)
-
-
-def patcher(model: torch.nn.Module, dtype=torch.float32) -> ModelPatcher:
-    return ModelPatcher(BaseModel(model.to(dtype)))
 
 
 def wan(seed=0, **kwargs) -> WanModel:
@@ -38,15 +23,6 @@ def wan(seed=0, **kwargs) -> WanModel:
 def hunyuan(seed=0) -> HunyuanVideo:
     torch.manual_seed(seed)
     return HunyuanVideo()
-
-
-def enhance(model: ModelPatcher, **settings) -> ModelPatcher:
-    return enhance_model(model, EnhanceSettings(**settings), apply_rope=flux_apply_rope)
-
-
-def assert_close(actual, expected):
-    tolerance = TOLERANCE[actual.dtype]
-    torch.testing.assert_close(actual, expected, rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -212,9 +188,15 @@ def test_score_one_is_bit_identical_to_the_unpatched_model(generator, family, pl
     assert torch.equal(out, model.sample_call(x, 0.5, context))
 
 
-def test_a_model_whose_blocks_call_no_hook_raises(generator):
-    with pytest.raises(RuntimeError, match="no attention hook ran in this WanModel call"):
-        enhance(patcher(wan(depth=0))).sample_call(latent(generator), 0.5, text(generator))
+def test_a_block_that_would_not_call_the_hooks_is_refused():
+    model = wan()
+
+    class OtherSelfAttention(torch.nn.Module):
+        pass
+
+    model.blocks[1].self_attn = OtherSelfAttention()
+    with pytest.raises(TypeError, match="Wan: found a OtherSelfAttention where a WanSelfAttention"):
+        enhance(patcher(model))
 
 
 def test_unknown_and_refused_models(generator):

@@ -31,7 +31,6 @@ class WanAttentionPatch:
         x = args["x"]  # [B, L, C] attention output
         transformer_options = args["transformer_options"]
         info = forward_info(transformer_options)
-        info.hook_calls += 1
         block = transformer_options["block_index"]
         if not info.active or not self.settings.selects(block):
             return x
