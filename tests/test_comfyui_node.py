@@ -144,6 +144,20 @@ def test_an_attention_override_set_before_keeps_running(generator, family):
     assert_close(out, ModelPatcher(BaseModel(reference)).sample_call(x, 0.5, context))
 
 
+@pytest.mark.parametrize("placement", [AFTER, BEFORE])
+def test_wan_vace_hint_blocks_are_left_alone(generator, placement):
+    """VACE hint blocks call the same hook with the main block's index: not enhanced, and no score
+    of theirs reaches a later call (the same clone sampled inside, then outside the window)."""
+    model = patcher(wan(vace_layers=(0, 1)))
+    x, context = latent(generator), text(generator)
+    enhanced = enhance(model, placement=placement, start_percent=0.2, end_percent=0.6)
+    reference = ModelPatcher(BaseModel(wan_expected(model.model.diffusion_model, Expectation(placement=placement))))
+    for block in reference.model.diffusion_model.vace_blocks:
+        block.self_attn.reference = None
+    assert_close(enhanced.sample_call(x, 0.5, context), reference.sample_call(x, 0.5, context))
+    assert torch.equal(enhanced.sample_call(x, 0.9, context), model.sample_call(x, 0.9, context))
+
+
 def test_wan_extra_tokens_are_refused_with_the_numbers(generator):
     model = enhance(patcher(wan()))
     reference_latent = torch.randn(2, 4, 1, 6, 10, generator=generator)
@@ -197,6 +211,15 @@ def test_a_block_that_would_not_call_the_hooks_is_refused():
     model.blocks[1].self_attn = OtherSelfAttention()
     with pytest.raises(TypeError, match="Wan: found a OtherSelfAttention where a WanSelfAttention"):
         enhance(patcher(model))
+
+
+def test_a_cache_that_skips_the_model_call_inside_ours(generator):
+    """EasyCache applied after the node: its DIFFUSION_MODEL wrapper runs inside ours and may return
+    without calling the model; nothing runs, nothing is refused."""
+    enhanced = enhance(patcher(wan()))
+    cached = torch.randn(2, 45, 24, generator=generator)
+    enhanced.add_wrapper_with_key("diffusion_model", "easycache", lambda executor, *args, **kwargs: cached)
+    assert enhanced.sample_call(latent(generator), 0.5, text(generator)) is cached
 
 
 def test_unknown_and_refused_models(generator):

@@ -10,11 +10,12 @@ put in place of ours). A cache that skips the model call (EasyCache) skips the h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
 
+from .projection import PendingScores
 from .window import ScheduleWindow
 
 FORWARD_KEY = "enhance_a_video"  # the transformer_options entry holding this call's ForwardInfo
@@ -28,18 +29,29 @@ class ForwardInfo:
     """One diffusion-model call. ``latent_grid``: ``(T, H, W)`` of the latent ``[B, C, T, H, W]``
     the model got (``None`` for a latent of another rank); ``active``: inside the window;
     ``video_attention_calls``: video self-attention calls seen so far in this call (the block
-    number where the model does not say it)."""
+    number where the model does not say it); ``blocks_seen``: the block numbers whose attention
+    hook already ran in this call (a second call with the same number is not the block's own:
+    Wan VACE's hint blocks reuse the ``block_index`` of the block they follow)."""
 
     latent_grid: tuple[int, int, int] | None
     active: bool
     video_attention_calls: int = 0
+    blocks_seen: set = field(default_factory=set)
+
+    def first_call_of(self, block: int) -> bool:
+        """Whether this is the first hook call of ``block`` in this model call (and record it)."""
+        first = block not in self.blocks_seen
+        self.blocks_seen.add(block)
+        return first
 
 
 class ForwardRecorder:
-    """The ``DIFFUSION_MODEL`` wrapper: ``(executor, *args, **kwargs)`` as ComfyUI calls wrappers."""
+    """The ``DIFFUSION_MODEL`` wrapper: ``(executor, *args, **kwargs)`` as ComfyUI calls wrappers.
+    ``pending``: the clone's scores on their way to the output projections, emptied at every call
+    (a score never outlives the model call that computed it)."""
 
-    def __init__(self, window: ScheduleWindow, check: CallCheck | None = None):
-        self.window, self.check = window, check
+    def __init__(self, window: ScheduleWindow, pending: PendingScores, check: CallCheck | None = None):
+        self.window, self.pending, self.check = window, pending, check
 
     def __call__(self, executor: Callable, *args: Any, **kwargs: Any) -> Any:
         latent = args[0] if args else kwargs.get("x")  # [B, C, T, H, W]
@@ -48,6 +60,7 @@ class ForwardRecorder:
             self.check(transformer_options, args, kwargs)
         grid = tuple(latent.shape[2:]) if isinstance(latent, torch.Tensor) and latent.dim() == 5 else None
         transformer_options[FORWARD_KEY] = ForwardInfo(grid, self.window.contains(transformer_options.get("sigmas")))
+        self.pending.clear()
         return executor(*args, **kwargs)
 
 

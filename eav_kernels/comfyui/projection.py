@@ -32,6 +32,9 @@ class PendingScores:
     def take(self, block: Hashable) -> tuple[torch.Tensor, slice] | None:
         return self._scores.pop(block, None)
 
+    def clear(self) -> None:
+        self._scores.clear()
+
 
 class ScaledProjection:
     """``forward`` of one output projection: the original forward, then its video rows times the
