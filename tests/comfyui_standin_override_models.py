@@ -107,6 +107,26 @@ class LTXVModel(_VideoModel):
         return x
 
 
+class LTXAVModel(LTXVModel):
+    """LTX-2: a ``[video [B, C, T, H, W], audio [B, L_audio, 4]]`` latent; each block also runs
+    ``audio_attn1``, an audio self-attention of another width. Returns ``(video, audio)`` tokens."""
+
+    def __init__(self, dim: int = 24, heads: int = 3, depth: int = 2, audio_dim: int = 16, audio_heads: int = 2):
+        super().__init__(dim=dim, heads=heads, depth=depth)
+        for block in self.transformer_blocks:
+            block.add_module("audio_attn1", FamilyAttention(audio_dim, audio_heads, "tokens"))
+        self.audio_in = nn.Linear(4, audio_dim)
+
+    def _forward(self, x, timestep, context, attention_mask, frame_rate, transformer_options, keyframe_idxs,
+                 denoise_mask=None):
+        video, audio = self.tokens(x[0]), self.audio_in(x[1])
+        for block in self.transformer_blocks:
+            video = video + block.attn1(video, transformer_options=transformer_options)
+            video = video + block.attn2(video, context, transformer_options=transformer_options)
+            audio = audio + block.audio_attn1(audio, transformer_options=transformer_options)
+        return video, audio
+
+
 class GeneralDIT(_VideoModel):
     """Cosmos 1: ``blocks.block{n}.blocks.0.block.attn`` self-attention (projection without bias),
     ``blocks.1`` cross-attention, hidden states ``[L, B, C]``, no ``block_index``."""

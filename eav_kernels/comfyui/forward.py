@@ -54,7 +54,9 @@ class ForwardRecorder:
         self.window, self.pending, self.check = window, pending, check
 
     def __call__(self, executor: Callable, *args: Any, **kwargs: Any) -> Any:
-        latent = args[0] if args else kwargs.get("x")  # [B, C, T, H, W]
+        latent = args[0] if args else kwargs.get("x")  # [B, C, T, H, W], or [video, audio] (LTX-2)
+        if isinstance(latent, (list, tuple)):
+            latent = latent[0]
         transformer_options = find_transformer_options(args, kwargs)
         if self.check is not None:
             self.check(transformer_options, args, kwargs)

@@ -31,14 +31,16 @@ PROJECTION_SLOT = "attention"  # one pending score: each projection directly fol
 @dataclass(frozen=True)
 class OverrideLayout:
     """One family's video self-attention: ``text_first`` (joint ``[text | video]``, else video
-    only), ``patch_size`` ``(t, h, w)``, ``block_count``, and whether calls without a
-    ``block_index`` are outside the video blocks (``needs_block_index``: Kandinsky 5's text blocks)."""
+    only), ``patch_size`` ``(t, h, w)``, ``block_count``, whether calls without a ``block_index``
+    are outside the video blocks (``needs_block_index``: Kandinsky 5's text blocks), and the
+    ``heads * head_dim`` of its q (``query_width``: other widths are another stream, LTX-2's audio)."""
 
     family: str
     text_first: bool
     patch_size: tuple[int, int, int]
     block_count: int
     needs_block_index: bool = False
+    query_width: int | None = None
 
     def video(self, tokens: int, grid: tuple[int, int, int]) -> VideoLayout:
         frames, height, width = patched_grid(grid, self.patch_size)
@@ -85,6 +87,8 @@ class EnhanceAttentionOverride:
         heads = args[3] if len(args) > 3 else kwargs["heads"]
         if not kwargs.get("skip_reshape", False):  # [B, L, heads*D] -> [B, heads, L, D] views
             query, key = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (query, key))
+        if self.layout.query_width is not None and query.shape[1] * query.shape[3] != self.layout.query_width:
+            return None
         video = self.layout.video(query.shape[2], info.latent_grid)
         block = self._block(transformer_options, info)
         if not info.active or not self.settings.selects(block):
