@@ -60,9 +60,11 @@ class ForwardRecorder:
         transformer_options = find_transformer_options(args, kwargs)
         if self.check is not None:
             self.check(transformer_options, args, kwargs)
-        grid = tuple(latent.shape[2:]) if isinstance(latent, torch.Tensor) and latent.dim() == 5 else None
-        transformer_options[FORWARD_KEY] = ForwardInfo(grid, self.window.contains(transformer_options.get("sigmas")))
-        self.pending.clear()
+        video = isinstance(latent, torch.Tensor) and latent.dim() == 5
+        transformer_options[FORWARD_KEY] = ForwardInfo(tuple(latent.shape[2:]) if video else None,
+                                                       self.window.contains(transformer_options.get("sigmas")))
+        if isinstance(latent, torch.Tensor):
+            self.pending.clear(latent.device)
         return executor(*args, **kwargs)
 
 
