@@ -216,3 +216,23 @@ class ModelPatcher:
         to["sample_sigmas"] = torch.tensor([1.0, sigma, 0.0])
         with self.patched(), torch.no_grad():
             return self.model.diffusion_model(latent, to["sigmas"] * 1000, context, transformer_options=to, **kwargs)
+
+
+class ReuseCache:
+    """EasyCache's contract: a ``DIFFUSION_MODEL`` wrapper that, on a step it reuses
+    (``reuse = True``), returns what it cached without calling the model (inner wrappers
+    included); otherwise it runs the model and caches its output."""
+
+    def __init__(self):
+        self.cached, self.reuse = None, False
+
+    def __call__(self, executor, *args, **kwargs):
+        if self.reuse and self.cached is not None:
+            return self.cached
+        self.cached = executor(*args, **kwargs)
+        return self.cached
+
+
+def skip_layer(args: dict, extra: dict) -> dict:
+    """Skip-layer guidance's block replacement: the block's input is its output."""
+    return args

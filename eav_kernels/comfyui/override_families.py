@@ -41,7 +41,8 @@ def install_ltxv(clone: Any, model: torch.nn.Module, settings: EnhanceSettings, 
     ``attn1`` is enhanced, told from ``audio_attn1`` by its q width)."""
     family = "LTX-2" if hasattr(model.transformer_blocks[0], "audio_attn1") else "LTXV"
     layout = OverrideLayout(family, False, (1, 1, 1), len(model.transformer_blocks),
-                            query_width=model.transformer_blocks[0].attn1.to_q.out_features)
+                            query_width=model.transformer_blocks[0].attn1.to_q.out_features,
+                            skipped_blocks_key="stg_self_attn_blocks")
     override = install_override(clone, layout, settings, pending, lambda i: f"transformer_blocks.{i}.attn1.to_out.0")
     check_override = attention_override_check(override)
 
