@@ -116,3 +116,16 @@ def test_removal_leaves_context_parallelism_working(ranks, name, mode, order):
         assert torch.equal(removed, plain), (
             f"rank {rank}: max abs diff {(removed - plain).abs().max().item():.3g} vs diffusers alone"
         )
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", MODELS)
+def test_order_of_enable_parallelism_does_not_change_the_output(ranks, name, mode, placement):
+    """The same bits whether Enhance-A-Video was applied before or after ``enable_parallelism``."""
+    for rank, result in enumerate(ranks):
+        before, after = (result[(name, mode)]["enhanced"][(placement, order)] for order in ORDERS)
+        assert not isinstance(before, str) and not isinstance(after, str), f"rank {rank}: {before} / {after}"
+        assert torch.equal(before[0], after[0]), (
+            f"rank {rank}: max abs diff {(before[0] - after[0]).abs().max().item():.3g} between the orders"
+        )
