@@ -17,7 +17,8 @@ hook just outside it (the transformer hook does so before each forward), keeping
 
 The functions reach into the registry's chain (``_hook_order``, ``_fn_refs``, the
 ``HookFunctionReference`` fields), as diffusers 0.42 lays it out; tests/test_hook_composition*.py
-exercise them against every diffusers cache that hooks attention modules.
+exercise them against every diffusers cache that hooks attention modules, and
+tests/test_context_parallel*.py against context parallelism enabled after Enhance-A-Video.
 """
 
 from __future__ import annotations
