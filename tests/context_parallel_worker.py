@@ -1,5 +1,6 @@
-"""One rank of tests/test_context_parallel.py: tiny Wan / HunyuanVideo under diffusers context
-parallelism (gloo, CPU), with and without Enhance-A-Video.
+"""One rank of tests/test_context_parallel.py: tiny Wan / HunyuanVideo / LTX-Video under diffusers
+context parallelism (gloo, CPU): without Enhance-A-Video, with it applied after or before
+``enable_parallelism``, and with it applied and removed again.
 
 Usage: python context_parallel_worker.py RANK WORLD_SIZE PORT OUT_FILE
 
@@ -13,6 +14,10 @@ The CPU-only workarounds for diffusers live here, never in the library:
   and text tokens (and the mask, and the RoPE tables) at the blocks and gathers at ``proj_out``.
   Its text is unpadded: diffusers builds the mask as ``[all video; all text]``, which does not
   follow the sharded layout; an all-true mask is the same in any layout.
+- LTX-Video's plan splits the text at the transformer's input: its text has 6 tokens (even), and
+  no mask: its processor expands the mask to all heads (``[B, H, 1, N_text]``), which diffusers'
+  Ulysses attention, holding ``H / 2`` heads, fails to broadcast (``RuntimeError: output with
+  shape [1, 1, 48, 6] doesn't match the broadcast shape [1, 2, 48, 6]``, diffusers 0.42.1).
 """
 
 from __future__ import annotations
@@ -27,8 +32,12 @@ import torch.distributed as dist
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 MODES = ("ulysses", "ring")
-MODELS = ("wan", "hunyuan_video")
+# LTX-Video's diffusers plan splits the transformer's own inputs (hidden_states, the text and its
+# mask) at the model's forward; "ltx_video_coords" is LTXConditionPipeline's call without a
+# condition: the grid given as video_coords (unsplit) instead of num_frames.
+MODELS = ("wan", "hunyuan_video", "ltx_video", "ltx_video_coords")
 PLACEMENTS = ("to_out", "attention_output")
+ORDERS = ("after", "before")  # Enhance-A-Video applied after / before enable_parallelism
 WEIGHT = 4.0
 DTYPE = torch.float32
 
@@ -53,15 +62,25 @@ def model_inputs(name: str, dtype: torch.dtype = DTYPE):
     parent."""
     from adapters_tiny_models import CASES
 
-    case = CASES[name]
+    case = CASES["ltx_video" if name == "ltx_video_coords" else name]
     inputs = case.inputs(1, torch.Generator().manual_seed(7))
-    if name == "hunyuan_video":  # 6 text tokens (even: split over 2 ranks), none padded
+    if name != "wan":  # 6 text tokens (even: split over 2 ranks), none padded
         generator = torch.Generator().manual_seed(8)
         inputs["encoder_hidden_states"] = torch.randn(1, 6, 16, generator=generator)
-        inputs["encoder_attention_mask"] = torch.ones(1, 6, dtype=torch.bool)
+        inputs["encoder_attention_mask"] = torch.ones(1, 6, dtype=torch.bool) if name == "hunyuan_video" else None
+    if name == "ltx_video_coords":
+        inputs["video_coords"] = ltx_video_coords(inputs.pop("num_frames"), inputs.pop("height"), inputs.pop("width"))
     inputs = {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v
               for k, v in inputs.items()}
     return (lambda: case.build().to(dtype)), inputs
+
+
+def ltx_video_coords(frames: int, height: int, width: int) -> torch.Tensor:
+    """``video_coords [1, 3, F*H*W]`` as LTXConditionPipeline builds them for a grid without
+    conditions: each token's (t in seconds at 25 fps, h, w in pixels), frame-major."""
+    times = torch.clamp(8.0 * torch.arange(frames) + 1 - 8, min=0) / 25
+    grid = torch.meshgrid(times, 32.0 * torch.arange(height), 32.0 * torch.arange(width), indexing="ij")
+    return torch.stack(grid).flatten(1)[None]
 
 
 def _ring_forward_op(ctx, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
@@ -78,8 +97,11 @@ def _ring_forward_op(ctx, query, key, value, attn_mask=None, dropout_p=0.0, is_c
     return (out, lse.permute(0, 2, 1)) if return_lse else out
 
 
-def run_case(name: str, mode: str, placement: str | None, dtype: torch.dtype = DTYPE):
-    """One forward on this rank; ``placement=None``: without the adapter."""
+def run_case(name: str, mode: str, placement: str | None, order: str = "after", remove: bool = False,
+             dtype: torch.dtype = DTYPE):
+    """One forward on this rank and its scores ``{layer: score}``; ``placement=None``: without
+    the adapter. ``order``: Enhance-A-Video applied ``"after"`` or ``"before"``
+    ``enable_parallelism``; ``remove``: removed again (after both) before the forward."""
     from diffusers import ContextParallelConfig
     from diffusers.models import attention_dispatch
 
@@ -88,6 +110,9 @@ def run_case(name: str, mode: str, placement: str | None, dtype: torch.dtype = D
 
     build, inputs = model_inputs(name, dtype)
     model = build()
+    enhance = placement is not None
+    if enhance and order == "before":
+        eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, placement=placement))
     world = dist.get_world_size()
     config = ContextParallelConfig(**{f"{mode}_degree": world})
     device_count = torch.accelerator.device_count
@@ -98,8 +123,10 @@ def run_case(name: str, mode: str, placement: str | None, dtype: torch.dtype = D
         )
     finally:
         torch.accelerator.device_count = device_count
-    if placement is not None:
+    if enhance and order == "after":
         eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, placement=placement))
+    if remove:
+        eav.remove_enhance_a_video(model)
     original_op = attention_dispatch._native_attention_forward_op
     if mode == "ring":
         attention_dispatch._native_attention_forward_op = _ring_forward_op
@@ -117,21 +144,31 @@ def run_case(name: str, mode: str, placement: str | None, dtype: torch.dtype = D
     return output, scores
 
 
+def run_all() -> dict:
+    """``{(model, mode): {"plain": out, "removed": {order: out}, "enhanced": {(placement, order):
+    (out, scores)}}}``; a case that raises is recorded as its message (the parent shows it)."""
+    results = {}
+    for name in MODELS:
+        for mode in MODES:
+            plain, _ = run_case(name, mode, None)
+            result = results[(name, mode)] = {"plain": plain, "removed": {}, "enhanced": {}}
+            for order in ORDERS:
+                result["removed"][order] = run_case(name, mode, "to_out", order, remove=True)[0]
+                for placement in PLACEMENTS:
+                    try:
+                        result["enhanced"][(placement, order)] = run_case(name, mode, placement, order)
+                    except Exception as error:  # noqa: BLE001  the parent fails the case with it
+                        result["enhanced"][(placement, order)] = f"{type(error).__name__}: {error}"
+    return results
+
+
 def main() -> None:
     rank, world, port, out_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
     try:
-        results = {}
-        for name in MODELS:
-            for mode in MODES:
-                plain, _ = run_case(name, mode, None)
-                for placement in PLACEMENTS:
-                    enhanced, scores = run_case(name, mode, placement)
-                    results[(name, mode, placement)] = {"enhanced": enhanced, "plain": plain, "scores": scores}
-
-        torch.save(results, out_file)
+        torch.save(run_all(), out_file)
     finally:
         dist.destroy_process_group()
 

@@ -1,7 +1,9 @@
 """Enhance-A-Video under diffusers context parallelism (``ContextParallelConfig``): 2 gloo
-processes on 127.0.0.1 (tests/context_parallel_worker.py, one process per rank) run tiny Wan and
-HunyuanVideo with ``ulysses_degree=2`` and ``ring_degree=2``, with and without the adapter; the
-outputs must match one process running the same model with the same adapter.
+processes on 127.0.0.1 (tests/context_parallel_worker.py, one process per rank) run tiny Wan,
+HunyuanVideo and LTX-Video (called with ``num_frames``, and with ``video_coords``) with
+``ulysses_degree=2`` and ``ring_degree=2``, with the adapter applied after or before
+``enable_parallelism``; the outputs must match one process running the same model with the same
+adapter. Removed again (in either order) the model computes exactly what diffusers alone computes.
 
 Tolerances are on the max abs difference, relative to the output's scale (``max(1, max |out|)``:
 the tiny HunyuanVideo's outputs reach 6, where one float32 ulp is 4.8e-7): Ulysses 1e-6, Ring
@@ -23,7 +25,7 @@ import torch
 pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
 
 import eav_kernels as eav
-from context_parallel_worker import MODELS, MODES, PLACEMENTS, WEIGHT, model_inputs
+from context_parallel_worker import MODELS, MODES, ORDERS, PLACEMENTS, WEIGHT, model_inputs
 from eav_kernels.adapters.hooks import ATTENTION_HOOK
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "context_parallel_worker.py")
@@ -39,7 +41,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    """Each rank's results: {(model, mode, placement): {"enhanced", "plain", "scores"}}."""
+    """Each rank's results (``context_parallel_worker.run_all``)."""
     directory = tmp_path_factory.mktemp("context_parallel")
     port = str(_free_port())
     files = [directory / f"rank{rank}.pt" for rank in range(WORLD_SIZE)]
@@ -78,23 +80,52 @@ def _single_process(name: str, placement: str):
     return output, scores
 
 
+@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", MODELS)
-def test_context_parallel_matches_single_process(ranks, name, mode, placement):
+def test_context_parallel_matches_single_process(ranks, name, mode, placement, order):
     expected, expected_scores = _single_process(name, placement)
-    results = [rank[(name, mode, placement)] for rank in ranks]
+    results = [rank[(name, mode)] for rank in ranks]
     for rank, result in enumerate(results):
+        enhanced = result["enhanced"][(placement, order)]
+        assert not isinstance(enhanced, str), f"rank {rank}: {enhanced}"
+        output, scores = enhanced
         # the same score on every rank, equal to one process's (the all-reduce is exact)
-        assert result["scores"].keys() == expected_scores.keys() and expected_scores
+        assert scores.keys() == expected_scores.keys() and expected_scores
         for layer, score in expected_scores.items():
             assert score.item() > 1.0, f"{layer}: score {score.item()} is clamped, the test is blind"
-            assert torch.equal(result["scores"][layer], results[0]["scores"][layer])
-            torch.testing.assert_close(result["scores"][layer], score, rtol=1e-6, atol=0)
+            assert torch.equal(scores[layer], results[0]["enhanced"][(placement, order)][1][layer])
+            torch.testing.assert_close(scores[layer], score, rtol=1e-6, atol=0)
         output_scale = max(1.0, expected.abs().max().item())
-        error = (result["enhanced"] - expected).abs().max().item()
+        error = (output - expected).abs().max().item()
         assert error <= TOLERANCE[mode] * output_scale, (
             f"rank {rank}: max abs diff {error:.3g} vs one process (output scale {output_scale:.3g})"
         )
         # the enhancement did something: a bug that skips it cannot pass
-        assert (result["enhanced"] - result["plain"]).abs().max().item() > 1e-2
+        assert (output - result["plain"]).abs().max().item() > 1e-2
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", MODELS)
+def test_removal_leaves_context_parallelism_working(ranks, name, mode, order):
+    """Applied after or before ``enable_parallelism`` and removed: diffusers' CP alone, bit for bit."""
+    for rank, result in enumerate(ranks):
+        removed, plain = result[(name, mode)]["removed"][order], result[(name, mode)]["plain"]
+        assert torch.equal(removed, plain), (
+            f"rank {rank}: max abs diff {(removed - plain).abs().max().item():.3g} vs diffusers alone"
+        )
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", MODELS)
+def test_order_of_enable_parallelism_does_not_change_the_output(ranks, name, mode, placement):
+    """The same bits whether Enhance-A-Video was applied before or after ``enable_parallelism``."""
+    for rank, result in enumerate(ranks):
+        before, after = (result[(name, mode)]["enhanced"][(placement, order)] for order in ORDERS)
+        assert not isinstance(before, str) and not isinstance(after, str), f"rank {rank}: {before} / {after}"
+        assert torch.equal(before[0], after[0]), (
+            f"rank {rank}: max abs diff {(before[0] - after[0]).abs().max().item():.3g} between the orders"
+        )

@@ -10,11 +10,15 @@ enhanced layer then sees the enhanced layer, and the result does not depend on t
 which the user applied the hooks (docs/diffusers.md, "With diffusers' other hooks"). On the
 transformer the same placement makes the forward context read the inputs the model computes on
 (FasterCache's denoiser hook halves a CFG batch), staying outside context parallelism's input
-split (the context describes the whole forward).
+split (the context describes the whole forward). ``enable_parallelism`` called after
+Enhance-A-Video registers that split outermost, around our hook: ``move_outside`` re-seats our
+hook just outside it (the transformer hook does so before each forward), keeping the module's
+``forward`` the same callable, so the forward already under way runs the new order.
 
-Both functions reach into the registry's chain (``_hook_order``, ``_fn_refs``, the
+The functions reach into the registry's chain (``_hook_order``, ``_fn_refs``, the
 ``HookFunctionReference`` fields), as diffusers 0.42 lays it out; tests/test_hook_composition*.py
-exercise them against every diffusers cache that hooks attention modules.
+exercise them against every diffusers cache that hooks attention modules, and
+tests/test_context_parallel*.py against context parallelism enabled after Enhance-A-Video.
 """
 
 from __future__ import annotations
@@ -65,6 +69,43 @@ def _position(registry: HookRegistry, outside_of: tuple[str, ...]) -> int:
     named = [index for index, hook_name in enumerate(registry._hook_order)
              if outside_of and hook_name.startswith(outside_of)]
     return named[-1] + 1 if named else 0
+
+
+def move_outside(registry: HookRegistry, name: str, outside_of: tuple[str, ...]) -> bool:
+    """Move hook ``name`` just outside the outermost hook whose name starts with one of
+    ``outside_of``, if one sits outside it; every other hook keeps its place in the chain, and
+    ``module.forward`` stays the same callable (a forward already bound to it, as
+    ``nn.Module.__call__`` binds it before running forward pre-hooks, runs the new order).
+    Returns whether it moved."""
+    index = registry._hook_order.index(name)
+    position = _position(registry, outside_of)  # just outside the outermost such hook
+    if position <= index:
+        return False
+    order = list(registry._hook_order)
+    order.insert(position - 1, order.pop(index))
+    _rechain(registry, order)
+    return True
+
+
+def _rechain(registry: HookRegistry, order: list[str]) -> None:
+    """Put the registry's hooks in chain ``order`` (0: innermost, a permutation of the current
+    one) by reassigning what each chain link calls. The links stay: each rewritten forward
+    (diffusers' ``new_forward`` closures, ``register_innermost``'s ``hooked_forward``) calls
+    through the ``HookFunctionReference`` of its chain position, whichever hook it now holds."""
+    links = registry._fn_refs
+    # what the hook at each position wraps: the module's own forward, then the next link inwards
+    wrapped = [link.original_forward if link.original_forward is not None else link.forward for link in links]
+    module = registry._module_ref
+    for link, inner_forward, name in zip(links, wrapped, order):
+        hook = registry.hooks[name]
+        link.pre_forward, link.post_forward = hook.pre_forward, hook.post_forward
+        if hasattr(hook, "new_forward"):
+            link.original_forward = inner_forward
+            link.forward = functools.update_wrapper(functools.partial(hook.new_forward, module), hook.new_forward)
+        else:
+            link.original_forward, link.forward = None, inner_forward
+        hook.fn_ref = link
+    registry._hook_order[:] = order
 
 
 def remove_keeping_outer_hooks(registry: HookRegistry, name: str) -> None:

@@ -37,7 +37,7 @@ from ..engine.forward_context import ForwardContext, bound_arguments
 from ..engine.layer import LayerEnhancement
 from .config import EnhanceAVideoConfig
 from .context_parallel import context_parallel_layout, global_cross_frame_intensity
-from .hook_chain import register_innermost, remove_keeping_outer_hooks
+from .hook_chain import move_outside, register_innermost, remove_keeping_outer_hooks
 from .models import REFUSED_MODELS, SUPPORTED_MODELS
 from .spec import AdapterSpec, find_spec
 
@@ -52,18 +52,35 @@ _CONTEXT_PARALLEL_HOOKS = ("cp_input---", "cp_output---")
 
 class EnhanceAVideoTransformerHook(ModelHook):
     """Reads ``num_frames``, the batch size, the generated video tokens and the denoising window
-    off each model forward (``ForwardContext.begin``)."""
+    off each model forward (``ForwardContext.begin``), outside context parallelism's input split
+    whenever that was registered: a torch forward pre-hook, which runs before diffusers' hook
+    chain, re-seats this hook outside a split that ``enable_parallelism`` added after it
+    (``hook_chain.move_outside``)."""
 
     def __init__(self, spec: AdapterSpec, config: EnhanceAVideoConfig, context: ForwardContext,
                  forward_signature: inspect.Signature):
         super().__init__()
         self.spec, self.config, self.context = spec, config, context
         self._forward_signature = forward_signature
+        self._placement_guard: torch.utils.hooks.RemovableHandle | None = None
+
+    def initialize_hook(self, module: torch.nn.Module) -> torch.nn.Module:
+        self._placement_guard = module.register_forward_pre_hook(_stay_outside_context_parallel_split)
+        return module
+
+    def deinitalize_hook(self, module: torch.nn.Module) -> torch.nn.Module:  # diffusers' spelling
+        self._placement_guard.remove()
+        return module
 
     def pre_forward(self, module: torch.nn.Module, *args, **kwargs):
         arguments = bound_arguments(self._forward_signature, args, kwargs)
         self.context.begin(module, self.spec, self.config, arguments)
         return args, kwargs
+
+
+def _stay_outside_context_parallel_split(module: torch.nn.Module, args: tuple) -> None:
+    """Forward pre-hook of an enhanced transformer: diffusers' hook chain has not run yet."""
+    move_outside(module._diffusers_hook, TRANSFORMER_HOOK, _CONTEXT_PARALLEL_HOOKS)
 
 
 class EnhanceAVideoAttentionHook(ModelHook):
