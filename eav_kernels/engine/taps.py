@@ -4,9 +4,9 @@ A ``TorchFunctionMode`` sees torch functions and torch ops, not a plain Python f
 a diffusers dispatcher backend (``_native_flex_attention``, ``_flash_attention``, a backend a
 third party registered), ``torch.nn.attention.flex_attention.flex_attention`` (it hands its
 higher-order op to a dynamo compilation of its own, which would trace the capture),
-``xformers.ops.memory_efficient_attention`` or ``sageattention.sageattn``. An ``AttentionTap`` wraps one such function and, exactly as torch's
-own Python functions do, routes the call through ``torch.overrides.handle_torch_function``
-when a capture is active: the capture then sees it with q and k as that function was handed them.
+``xformers.ops.memory_efficient_attention`` or ``sageattention.sageattn``. An ``AttentionTap``
+wraps one such function and, exactly as torch's own Python functions do, routes the call
+through ``torch.overrides.handle_torch_function`` when a capture is active: the capture then sees it with q and k as that function was handed them.
 With no mode active it calls the function straight through (one ``has_torch_function`` check),
 so a tapped function computes exactly what it did, for every caller, enhanced or not.
 
