@@ -21,6 +21,8 @@ from twin_layers import randomise_
 FRAMES, POSITIONS, TEXT, HEADS, HEAD_DIM = 3, 7, 4, 3, 8  # odd sizes: 25 tokens, 3 heads
 VIDEO = FRAMES * POSITIONS
 WEIGHT = 4.0
+# the usual way to run flex fused (dynamo alone here: nothing lowered, the test stays fast)
+compiled_flex_attention = torch.compile(flex_attention, backend="eager")
 
 
 class FlexAttention(nn.Module):
@@ -33,13 +35,15 @@ class FlexAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.block_mask: BlockMask | None = None
         self.score_mod = None
+        self.compiled = False
 
     def query_key_value(self, x, text):  # [B, V, C], [B, T, C] -> 3 x [B, H, V + T, D]
         tokens = torch.cat([x, text], dim=1)
         return self.to_qkv(tokens).unflatten(-1, (3, HEADS, HEAD_DIM)).permute(2, 0, 3, 1, 4).unbind(0)
 
     def forward(self, x, text):  # [B, V, C] frame-major video, [B, T, C] -> [B, V, C]
-        out = flex_attention(*self.query_key_value(x, text), score_mod=self.score_mod, block_mask=self.block_mask)
+        attend = compiled_flex_attention if self.compiled else flex_attention  # bound in this module
+        out = attend(*self.query_key_value(x, text), score_mod=self.score_mod, block_mask=self.block_mask)
         return self.proj(out.transpose(1, 2).flatten(2)[:, :x.shape[1]])
 
 
@@ -129,12 +133,14 @@ MASKS = {
 }
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["flex_attention", "torch.compile(flex_attention)"])
 @pytest.mark.parametrize("mask", sorted(MASKS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-def test_flex_call_is_measured_exactly(dtype, mask):
+def test_flex_call_is_measured_exactly(dtype, mask, compiled):
     model, inputs = _model(dtype), _inputs(dtype)
     for block in model.blocks:
         block.block_mask = None if MASKS[mask] is None else _mask(MASKS[mask])
+        block.compiled = compiled
     expected, seen = _reference(model, inputs)
     with torch.no_grad():
         plain = model(**inputs)

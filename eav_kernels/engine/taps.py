@@ -19,7 +19,9 @@ eager forward, so a backend registered or a package imported later is tapped too
 - ``torch.nn.attention.flex_attention.flex_attention``, ``xformers.ops.memory_efficient_attention``
   and ``sageattention.sageattn``, when those modules are imported, in their module and in the
   modules of the layers being enhanced (``from sageattention import sageattn`` binds the
-  function there).
+  function there), also as ``torch.compile`` made it there (``flex_attention =
+  torch.compile(flex_attention)``, the usual way to run flex fused): the compiled function is
+  tapped.
 
 Under ``torch.compile`` dynamo traces a tap's ``__call__``: it never reaches
 ``handle_torch_function`` there (dynamo's ``has_torch_function`` answers for tensor subclasses
@@ -135,6 +137,8 @@ def install_taps(layer_modules: Iterable[str] = ()) -> None:
             for key, value in list(vars(holder).items()):
                 if value is tap.original:
                     setattr(holder, key, tap)
+                elif getattr(value, "_torchdynamo_orig_callable", None) is tap.original:
+                    setattr(holder, key, AttentionTap(value, reader))  # torch.compile(function)
 
 
 def remove_taps(layer_modules: Iterable[str] = ()) -> None:
