@@ -39,9 +39,11 @@ def video_square_hole(block_mask: BlockMask, rows: slice, batch_size: int, heads
     head = torch.arange(heads, device=device).view(1, -1, 1, 1)
     for query_block in range(rows.start // q_block, (rows.stop - 1) // q_block + 1):
         blocks = slice(first_kv, last_kv + 1)
-        if not bool(listed[:, :, query_block, blocks].all()):
-            return (f"query block {query_block} (tokens {query_block * q_block}..{(query_block + 1) * q_block - 1}) "
-                    f"skips key blocks {first_kv}..{last_kv} of the video tokens {rows.start}..{rows.stop - 1}")
+        unlisted = ~listed[:, :, query_block, blocks]  # [Bm, Hm, J]
+        if bool(unlisted.any()):
+            b, h, j = unlisted.nonzero()[0].tolist()
+            return (f"query block {query_block} (batch {b}, head {h}) lists no key block {first_kv + j}, "
+                    f"inside the video tokens {rows.start}..{rows.stop - 1} (blocks of {q_block} x {kv_block})")
         partial = ~full[:, :, query_block, blocks]  # [Bm, Hm, J]
         if not bool(partial.any()):
             continue
