@@ -1,5 +1,5 @@
 """A tiny video model whose self-attention goes through one chosen library call (flash-attn's
-op, its varlen op, xformers, SageAttention, torch SDPA or a hand-written softmax), as test cases
+op, its varlen op, xformers, SageAttention, torch SDPA, flex_attention or a hand-written softmax), as test cases
 of tests/seed_model_reference.py.
 
 flash-attn is the torch.library op (tests/twin_layers.py registers it where flash-attn is not
@@ -20,6 +20,7 @@ import types
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import flex_attention
 
 from eav_kernels.engine import AdapterSpec
 from seed_model_reference import TwinCase
@@ -92,6 +93,9 @@ ATTEND = {
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2),
     "hand_written": _hand_written,
     "sdpa": _sdpa_bnhd,
+    # called by the name imported above: the engine taps it in this module too
+    "flex_attention": lambda q, k, v: flex_attention(*(x.transpose(1, 2) for x in (q, k, v)),
+                                                     enable_gqa=q.shape[2] != k.shape[2]).transpose(1, 2),
 }
 
 

@@ -208,11 +208,12 @@ WAN_ANIMATE_2 = AdapterSpec(
     "attends are outside it. Latent frame 0 of hidden_states [C, 1 + F, H, W] (a list, one per "
     "sample) is the reference image's slot: attended, not measured or scaled; F = latent frames "
     "- 1 (previous-segment frames given as condition count in F). Runs on the flex backend only "
-    "(the model's choice); text and cross-attention (cross_attn) left alone. Eager only: under "
+    "(the model's choice); text and cross-attention (cross_attn) left alone. Eager and under "
     "torch.compile (compile_repeated_blocks, which the model wants at video resolution, where "
-    "eager flex materialises the scores) dynamo turns the flex call into its higher-order op "
-    "past the dispatcher tap, the capture sees no attention and the forward raises naming the "
-    "layer (torch 2.13).",
+    "eager flex materialises the scores): while dynamo traces the block, the dispatcher tap "
+    "hands the flex call to the capture (engine/taps.py), so the CFI is computed in the graph "
+    "beside the flex higher-order op; compiled equals eager (tested with dynamo alone and "
+    "with inductor).",
 )
 
 HELIOS = AdapterSpec(

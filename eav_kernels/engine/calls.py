@@ -16,13 +16,16 @@ aten ``_scaled_dot_product_{flash,efficient,cudnn}_attention`` (+ ``_for_cpu``) 
 diffusers attention-dispatcher backends (all)      BNHD      tapped registry entries (taps.py)
 flash-attn ``flash_attn_func`` / ``_varlen_func``  BNHD/THD  its ``torch.library`` ops
 flash-attn 3 (Hopper) ``flash_attn_3::_flash_attn_forward``  BNHD/THD  its op
+``torch.nn.attention.flex_attention``              BHND      a tapped function (taps.py)
 xformers ``memory_efficient_attention``           BMHK      a tapped function (taps.py)
 SageAttention ``sageattn``                         HND/NHD   a tapped function (taps.py)
 hand-written ``softmax(q kᵀ)``                     any       the softmax, by its output map
 =================================================  ========  ==================================
 
 Packed variable-length calls (flash-attn varlen, xformers block-diagonal biases) carry one
-sequence per batch element: ``sequences`` holds their token ranges.
+sequence per batch element: ``sequences`` holds their token ranges. A flex_attention call carries
+its ``block_mask`` and any ``score_mod``: the capture measures it only where the logits are
+``scale * q kᵀ`` over the whole video square (no score_mod, a mask full there: flex_mask.py).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class AttentionCall:
     sequences: list[slice] | None = None
     from_probabilities: bool = False
     sdpa_arguments: dict[str, Any] | None = None
+    block_mask: Any = None
+    score_mod: Callable | None = None
 
     def output(self, result: Any) -> torch.Tensor:
         """The attention output (or map) inside the call's result."""
@@ -182,6 +187,21 @@ def read_sageattn(args: tuple, kwargs: dict) -> AttentionCall:
         _argument(args, kwargs, 5, "sm_scale"), token_dim=2 if heads_first else 1,
         output_index=0 if _argument(args, kwargs, 6, "return_lse", False) else None,
     )
+
+
+def read_flex_attention(args: tuple, kwargs: dict) -> AttentionCall:
+    """``torch.nn.attention.flex_attention.flex_attention(query, key, value, score_mod=None,
+    block_mask=None, scale=None, enable_gqa=False, return_lse=False, kernel_options=None, *,
+    return_aux=None)`` on ``[B, H, N, D]``; returns the output, or ``(output, lse or aux)``."""
+    from torch.nn.attention.flex_attention import _identity
+
+    query, key = args[0] if args else kwargs["query"], _argument(args, kwargs, 1, "key")
+    score_mod = _argument(args, kwargs, 3, "score_mod")
+    with_extra = _argument(args, kwargs, 7, "return_lse", False) or kwargs.get("return_aux") is not None
+    return AttentionCall(query, key, _argument(args, kwargs, 5, "scale"), token_dim=2,
+                         output_index=0 if with_extra else None,
+                         block_mask=_argument(args, kwargs, 4, "block_mask"),
+                         score_mod=None if score_mod in (None, _identity) else score_mod)
 
 
 def read_softmax(args: tuple, kwargs: dict) -> AttentionCall | None:

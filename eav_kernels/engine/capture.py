@@ -27,6 +27,7 @@ from ..dispatch import attention_with_cross_frame_intensity
 from ..problem import attention_problem
 from .attention_map import cross_frame_intensity_from_map
 from .calls import AttentionCall
+from .flex_mask import video_square_hole
 from .taps import AttentionTap
 
 if TYPE_CHECKING:
@@ -119,12 +120,18 @@ class AttentionCapture(TorchFunctionMode):
         ``(token slice, sequence index of a packed call or None)``."""
         query, key = call.query, call.key  # [B, H, N, D], [B, Hk, N, D]
         backend = self.layer.config.backend
+        if call.score_mod is not None:
+            raise NotImplementedError(
+                f"{self.layer.name}: flex_attention with score_mod "
+                f"{getattr(call.score_mod, '__qualname__', call.score_mod)!r} changes the logits: the CFI of "
+                "scale * q k^T would not be the softmax this attention computes"
+            )
         with torch.no_grad():
             if self.sharded is not None:
-                if call.sequences is not None:
+                if call.sequences is not None or call.block_mask is not None:
                     raise NotImplementedError(
-                        f"{self.layer.name}: packed variable-length attention under context "
-                        "parallelism is not supported"
+                        f"{self.layer.name}: packed variable-length or block-masked attention under "
+                        "context parallelism is not supported"
                     )
                 cfi, rows = self.sharded(call_index, query, key, self.video_token_count, self.num_frames,
                                          call.scale, backend)
@@ -134,12 +141,23 @@ class AttentionCapture(TorchFunctionMode):
             for index, sequence in enumerate(sequences):
                 video = self._video_rows(sequence.stop - sequence.start)
                 rows = slice(sequence.start + video.start, sequence.start + video.stop)
+                self._require_full_mask(call, rows, query.shape[0], query.shape[1])
                 cfis.append(cross_frame_intensity(  # [B] float32
                     query[:, :, rows], key[:, :, rows], self.num_frames,
                     scale=call.scale, per_sample=True, backend=backend,
                 ))
                 targets.append((rows, None if call.sequences is None else index))
         return torch.cat(cfis), targets
+
+    def _require_full_mask(self, call: AttentionCall, rows: slice, batch_size: int, heads: int) -> None:
+        """Refuse a flex call whose block mask hides a video key from a video query: the
+        kernels measure the softmax over every frame (flex_mask.py)."""
+        hole = None if call.block_mask is None else video_square_hole(call.block_mask, rows, batch_size, heads)
+        if hole is not None:
+            raise NotImplementedError(
+                f"{self.layer.name}: flex_attention's block_mask is not full over the video tokens ({hole}): "
+                "the CFI is the softmax over all F frames of a position, which this attention does not compute"
+            )
 
     def _intensity_from_map(self, attention_map: torch.Tensor  # [L, ..., N, N]
                             ) -> tuple[torch.Tensor, list]:

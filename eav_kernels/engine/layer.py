@@ -91,7 +91,7 @@ class LayerEnhancement:
             raise RuntimeError(
                 f"Enhance-A-Video saw no attention computation in {self.name} "
                 f"({type(module).__name__}): no scaled_dot_product_attention, aten attention op, "
-                "diffusers dispatcher backend, flash-attn / xformers / SageAttention call or "
+                "diffusers dispatcher backend, flash-attn / flex_attention / xformers / SageAttention call or "
                 "softmax over a square attention map. Its attention goes through something the "
                 "engine cannot see (see eav_kernels/engine/calls.py); nothing was enhanced"
             )

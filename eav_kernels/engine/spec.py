@@ -27,7 +27,7 @@ raises, it is never silently skipped):
   whose batch is then ``B * S`` sequences, batch-major ``b * S + s``), with text before
   (``text="first"``), after (``"last"``) or absent;
 - it computes attention with something the engine sees (``eav_kernels.engine.calls``): torch
-  SDPA or the aten attention ops, any diffusers attention-dispatcher backend, flash-attn,
+  SDPA or the aten attention ops, any diffusers attention-dispatcher backend, flash-attn, flex_attention,
   xformers, SageAttention, or a hand-written ``softmax(q kᵀ)``;
 - it returns its video output as a tensor ``[B', N_layer, C]``, or as the first element of a
   ``(video, text)`` tuple.
