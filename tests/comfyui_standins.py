@@ -6,7 +6,8 @@ comfy/ldm/hunyuan_video/model.py, comfy/ldm/modules/attention.py's ``wrap_attn``
 comfy/model_patcher.py, comfy/samplers.py), with tiny random weights:
 
 - ``ModelPatcher``: ``clone``, ``model_options``, ``set_model_attn1_patch``,
-  ``set_model_attn1_output_patch``, ``add_object_patch`` / ``get_model_object`` (object patches
+  ``set_model_attn1_output_patch``, ``set_model_optimized_attention`` (and a third-party node's
+  ``set_model_attention_override``), ``add_object_patch`` / ``get_model_object`` (object patches
   applied only while a call runs, then restored), ``add_wrapper_with_key`` / ``get_wrappers``;
   ``sample_call`` builds the per-call ``transformer_options`` as sampling does
   (``cond_or_uncond``, ``uuids``, ``sigmas``, the wrappers) and calls the diffusion model.
@@ -176,6 +177,17 @@ class ModelPatcher:
     def set_model_attention_override(self, override) -> None:
         """What a Sage / Flash attention node does: ``override(attention_function, *args, **kwargs)``."""
         self.model_options["transformer_options"]["optimized_attention_override"] = override
+
+    def set_model_optimized_attention(self, optimized_attention) -> None:
+        """ComfyUI's own attention-backend selection: an override that ignores the attention
+        function it is handed and calls ``optimized_attention``, keeping its ``container_function``
+        (what ComfyUI calls instead of the override when a model hands q, k, v in containers)."""
+        def optimized_attention_override(_, *args, **kwargs):
+            return optimized_attention(*args, **kwargs)
+
+        if getattr(optimized_attention, "container_function", None) is not None:
+            optimized_attention_override.container_function = optimized_attention.container_function
+        self.model_options["transformer_options"]["optimized_attention_override"] = optimized_attention_override
 
     def add_object_patch(self, name: str, obj) -> None:
         self.object_patches[name] = obj

@@ -3,7 +3,7 @@
 A family is found by the class name of the model's ``diffusion_model`` (subclasses match too, in
 method resolution order; a refused class wins over the family of its base). Each installer adds
 its hooks to the clone through ComfyUI's official extension points only and may return a
-``CallCheck`` that the per-call wrapper runs.
+``CallSetup`` that the per-call wrapper runs.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import Any, Callable
 import torch
 
 from .flux_streams import RopeFunction
-from .forward import CallCheck
+from .forward import CallSetup
 from .hook_families import install_hunyuan_video, install_wan
 from .override_families import install_cogvideox, install_cosmos, install_kandinsky5, install_ltxv
 from .projection import PendingScores
 from .settings import EnhanceSettings
 
-# (clone, diffusion_model, settings, pending, rope) -> CallCheck | None
-Installer = Callable[[Any, torch.nn.Module, EnhanceSettings, PendingScores, RopeFunction], "CallCheck | None"]
+# (clone, diffusion_model, settings, pending, rope) -> CallSetup | None
+Installer = Callable[[Any, torch.nn.Module, EnhanceSettings, PendingScores, RopeFunction], "CallSetup | None"]
 
 
 @dataclass(frozen=True)

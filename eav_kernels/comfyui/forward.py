@@ -1,11 +1,13 @@
 """``ForwardInfo``: what one diffusion-model call tells the attention hooks inside it.
 
-A ``DIFFUSION_MODEL`` wrapper (``ModelPatcher.add_wrapper_with_key``) records, at every call, the
-latent grid the model got and whether the step is inside the schedule window, into that call's
-own ``transformer_options`` (ComfyUI builds a fresh dict per call; the hooks receive it, or a copy
-of it, so nothing is kept between calls and nothing lives on a module). A family may check the
-call first (``CallCheck``: refuse a mode it cannot enhance, or an attention override another node
-put in place of ours). A cache that skips the model call (EasyCache) skips the hooks with it.
+A ``DIFFUSION_MODEL`` wrapper (``ModelPatcher.add_wrapper_with_key``) gives every call its own
+shallow copy of the ``transformer_options`` it got (the level it owns: nested dicts, the
+patcher's ``model_options`` and what clones share are never written) and records in it the latent
+grid the model got and whether the step is inside the schedule window. The hooks receive that
+copy, or a copy of it, so nothing is kept between calls and nothing lives on a module. A family
+may set the call up (``CallSetup``: refuse a mode it cannot enhance, or put its attention
+override into the call's copy). A cache that skips the model call (EasyCache) skips the hooks
+with it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from .window import ScheduleWindow
 
 FORWARD_KEY = "enhance_a_video"  # the transformer_options entry holding this call's ForwardInfo
 
-# (transformer_options, the diffusion model's args, kwargs) -> None; raises to refuse the call
-CallCheck = Callable[[dict, tuple, dict], None]
+# (this call's own transformer_options, the diffusion model's args, kwargs) -> None: raises to
+# refuse the call, may put per-call entries into the options
+CallSetup = Callable[[dict, tuple, dict], None]
 
 
 @dataclass
@@ -50,16 +53,16 @@ class ForwardRecorder:
     ``pending``: the clone's scores on their way to the output projections, emptied at every call
     (a score never outlives the model call that computed it)."""
 
-    def __init__(self, window: ScheduleWindow, pending: PendingScores, check: CallCheck | None = None):
-        self.window, self.pending, self.check = window, pending, check
+    def __init__(self, window: ScheduleWindow, pending: PendingScores, setup: CallSetup | None = None):
+        self.window, self.pending, self.setup = window, pending, setup
 
     def __call__(self, executor: Callable, *args: Any, **kwargs: Any) -> Any:
         latent = args[0] if args else kwargs.get("x")  # [B, C, T, H, W], or [video, audio] (LTX-2)
         if isinstance(latent, (list, tuple)):
             latent = latent[0]
-        transformer_options = find_transformer_options(args, kwargs)
-        if self.check is not None:
-            self.check(transformer_options, args, kwargs)
+        transformer_options, args, kwargs = with_own_transformer_options(args, kwargs)
+        if self.setup is not None:
+            self.setup(transformer_options, args, kwargs)
         video = isinstance(latent, torch.Tensor) and latent.dim() == 5
         transformer_options[FORWARD_KEY] = ForwardInfo(tuple(latent.shape[2:]) if video else None,
                                                        self.window.contains(transformer_options.get("sigmas")))
@@ -68,14 +71,17 @@ class ForwardRecorder:
         return executor(*args, **kwargs)
 
 
-def find_transformer_options(args: tuple, kwargs: Mapping[str, Any]) -> dict:
-    """The ``transformer_options`` dict of a diffusion model call (every native video model takes
-    it as its last positional dict or as a keyword)."""
+def with_own_transformer_options(args: tuple, kwargs: Mapping[str, Any]) -> tuple[dict, tuple, dict]:
+    """``(options, args, kwargs)``: a shallow copy of a diffusion model call's ``transformer_options``
+    (every native video model takes it as its last positional dict or as a keyword) and the call's
+    arguments with the copy in its place."""
     if "transformer_options" in kwargs:
-        return kwargs["transformer_options"]
-    for value in reversed(args):
-        if isinstance(value, dict):
-            return value
+        options = dict(kwargs["transformer_options"] or {})
+        return options, args, {**kwargs, "transformer_options": options}
+    for index in reversed(range(len(args))):
+        if isinstance(args[index], dict):
+            options = dict(args[index])
+            return options, (*args[:index], options, *args[index + 1:]), dict(kwargs)
     raise ValueError(
         f"Enhance-A-Video: found no transformer_options among the diffusion model's "
         f"{len(args)} positional arguments and keywords {sorted(kwargs)}"

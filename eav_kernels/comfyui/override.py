@@ -1,12 +1,16 @@
-"""``EnhanceAttentionOverride``: for the families whose hooks never see q and k (LTXV, Cosmos,
-CogVideoX, Kandinsky 5), ComfyUI's ``transformer_options["optimized_attention_override"]``.
+"""``EnhanceAttentionOverride``: for the families whose hooks never see q and k (LTXV, LTX-2,
+Cosmos, CogVideoX, Kandinsky 5), ComfyUI's ``transformer_options["optimized_attention_override"]``.
 
 ComfyUI calls the override for every attention of the model as ``override(attention_function,
 q, k, v, heads, **kwargs)`` (``heads`` positional or keyword; q/k/v ``[B, L, heads*D]``, or
 ``[B, heads, L, D]`` with ``skip_reshape=True``; the output ``[B, L, heads*D]``, or
-``[B, heads, L, D]`` with ``skip_output_reshape=True``). An override that was already set (a Sage
-or Flash attention node) is kept and called for every attention: ours measures and scales, the
-previous one computes. A video self-attention is a call whose q and k have the same shape and
+``[B, heads, L, D]`` with ``skip_output_reshape=True``). Attention nodes (Sage, Flash, ComfyUI's
+``set_model_optimized_attention``) write that key into the patcher's ``model_options``, so the
+last node applied would win. The node therefore never writes it there: at every model call its
+``DIFFUSION_MODEL`` wrapper (``OverrideForEachCall``) puts a fresh override into the call's own
+copy of ``transformer_options``, chained to the override the call carries, whichever node set it
+and whether it was applied before or after this one: ours measures and scales, that one computes,
+each once per attention. A video self-attention is a call whose q and k have the same shape and
 whose token count is the video's ``F * S`` (plus text first, for joint attention). Blocks are
 numbered by ``transformer_options["block_index"]`` where the model sets it, else by the order of
 the video self-attention calls in the model call.
@@ -25,6 +29,7 @@ from .projection import PendingScores
 from .scoring import call_score, scale_rows
 from .settings import EnhanceSettings
 
+OVERRIDE_KEY = "optimized_attention_override"  # ComfyUI's transformer_options entry
 PROJECTION_SLOT = "attention"  # one pending score: each projection directly follows its attention
 
 
@@ -59,13 +64,18 @@ class OverrideLayout:
 
 
 class EnhanceAttentionOverride:
-    """The override (see the module docstring). ``previous``: the override it replaces, called
-    in its place; ``pending``: where the paper's placement leaves the score for the output
-    projection (``None``: the attention output is scaled here)."""
+    """The override of one model call (see the module docstring). ``previous``: the override the
+    call carried, called in its place (``None``: ComfyUI's attention function); ``pending``: where
+    the paper's placement leaves the score for the output projection (``None``: the attention
+    output is scaled here)."""
 
     def __init__(self, previous: Callable | None, layout: OverrideLayout, settings: EnhanceSettings,
                  pending: PendingScores | None):
         self.previous, self.layout, self.settings, self.pending = previous, layout, settings, pending
+        if hasattr(previous, "container_function"):
+            # ComfyUI calls this instead of the override when a model hands q, k, v over in
+            # AttentionTensorContainers (none of these families does): the previous backend's stays
+            self.container_function = previous.container_function
 
     def __call__(self, attention_function: Callable, *args: Any, **kwargs: Any) -> Any:
         enhancement = self._enhancement(args, kwargs)
@@ -116,16 +126,15 @@ class EnhanceAttentionOverride:
         return int(transformer_options.get("block_index", blocks[call]))
 
 
-def attention_override_check(override: EnhanceAttentionOverride) -> Callable[[dict, tuple, dict], None]:
-    """A ``CallCheck``: the model call must still run our override (a node applied after this one
-    may have replaced it)."""
+class OverrideForEachCall:
+    """A ``CallSetup``: puts into one model call's own ``transformer_options`` an
+    ``EnhanceAttentionOverride`` chained to the override that call carries (the patcher's
+    ``model_options`` and other clones never see it, so an attention node applied later neither
+    replaces it nor chains to it)."""
 
-    def check(transformer_options: dict, args: tuple, kwargs: dict) -> None:
-        if transformer_options.get("optimized_attention_override") is not override:
-            raise RuntimeError(
-                f"Enhance-A-Video on {override.layout.family} works through the attention override, and a "
-                "node applied after it replaced that override. Apply Enhance-A-Video after attention nodes "
-                "(Sage, Flash, ...): it keeps theirs and calls it"
-            )
+    def __init__(self, layout: OverrideLayout, settings: EnhanceSettings, pending: PendingScores | None):
+        self.layout, self.settings, self.pending = layout, settings, pending
 
-    return check
+    def __call__(self, transformer_options: dict, args: tuple, kwargs: dict) -> None:
+        transformer_options[OVERRIDE_KEY] = EnhanceAttentionOverride(
+            transformer_options.get(OVERRIDE_KEY), self.layout, self.settings, self.pending)

@@ -18,9 +18,10 @@ WRAPPER_KEY = "enhance_a_video"
 def enhance_model(model: Any, settings: EnhanceSettings, *, apply_rope: RopeFunction = comfy_apply_rope) -> Any:
     """``model.clone()`` with Enhance-A-Video installed: the family's attention hooks, the output
     projections' object patches (paper placement) and a ``DIFFUSION_MODEL`` wrapper that records
-    each call's latent grid and window state. Raises ``TypeError`` for a model it does not know
-    and ``ValueError`` for blocks the model does not have or a model enhanced already. ``apply_rope``: the RoPE of
-    HunyuanVideo's blocks (ComfyUI's own by default)."""
+    each call's latent grid and window state (and, on the override families, gives the call its
+    attention override, chained to the one the call carries). Raises ``TypeError`` for a model it
+    does not know and ``ValueError`` for blocks the model does not have or a model enhanced
+    already. ``apply_rope``: the RoPE of HunyuanVideo's blocks (ComfyUI's own by default)."""
     if model.get_wrappers(DIFFUSION_MODEL_WRAPPER, WRAPPER_KEY):
         raise ValueError("this model is already enhanced by an Enhance-A-Video node; apply it once")
     diffusion_model = model.get_model_object("diffusion_model")
@@ -29,6 +30,6 @@ def enhance_model(model: Any, settings: EnhanceSettings, *, apply_rope: RopeFunc
                                           settings.start_percent, settings.end_percent)
     clone = model.clone()
     pending = PendingScores()
-    check = family.install(clone, diffusion_model, settings, pending, apply_rope)
-    clone.add_wrapper_with_key(DIFFUSION_MODEL_WRAPPER, WRAPPER_KEY, ForwardRecorder(window, pending, check))
+    setup = family.install(clone, diffusion_model, settings, pending, apply_rope)
+    clone.add_wrapper_with_key(DIFFUSION_MODEL_WRAPPER, WRAPPER_KEY, ForwardRecorder(window, pending, setup))
     return clone
