@@ -1,0 +1,116 @@
+"""Enhance-A-Video on a native ComfyUI model in plain PyTorch: the truth the node is tested against.
+
+Independent of the node's code path and of the package's kernels: ComfyUI's
+``optimized_attention_override`` sees q and k exactly as each self-attention gets them (after
+QK-norm and RoPE); the cross-frame intensity is computed here from every ``F x F`` temporal map in
+float64, and the score multiplies the video rows where the paper's code puts it: the output of
+the block's self-attention output projection (a torch forward hook on that module), or, in
+HunyuanVideo's single-stream blocks (one ``linear2`` over attention and MLP), the attention output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import torch
+
+
+def reference_score(query: torch.Tensor,  # [B, H, F*S, D] the video rows, frame-major
+                    key: torch.Tensor,  # [B, H, F*S, D]
+                    frames: int, weight: float, compute_dtype: torch.dtype = torch.float64) -> float:
+    """``max(1, CFI * (F + w))`` with every ``F x F`` softmax built in ``compute_dtype`` (scale
+    ``D**-0.5``), CFI the mean over batch, heads and positions of each map's off-diagonal mass /
+    (F (F - 1))."""
+    batch, heads, tokens, dim = query.shape
+    spatial = tokens // frames
+    q = query.to(compute_dtype).reshape(batch, heads, frames, spatial, dim).transpose(2, 3)  # [B, H, S, F, D]
+    k = key.to(compute_dtype).reshape(batch, heads, frames, spatial, dim).transpose(2, 3)
+    maps = torch.softmax(q @ k.transpose(-1, -2) * dim ** -0.5, dim=-1)  # [B, H, S, F, F]
+    off_diagonal = maps.sum(dim=(-1, -2)) - maps.diagonal(dim1=-2, dim2=-1).sum(dim=-1)  # [B, H, S]
+    cfi = (off_diagonal / (frames * (frames - 1))).mean().item()
+    return max(1.0, cfi * (frames + weight))
+
+
+@dataclass(frozen=True)
+class ReferencePlacement:
+    """Where a family's score goes: ``projection(block_type, block_index)`` names the output
+    projection module (``None``: scale the attention output itself)."""
+
+    projection: Callable[[str | None, int], str | None]
+
+
+WAN_PLACEMENT = ReferencePlacement(lambda block_type, index: f"blocks.{index}.self_attn.o")
+HUNYUAN_VIDEO_PLACEMENT = ReferencePlacement(
+    lambda block_type, index: f"double_blocks.{index}.img_attn.proj" if block_type == "double" else None)
+
+
+def _heads_first(tensor: torch.Tensor,  # [B, L, H*D] or [B, H, L, D]
+                 heads: int, skip_reshape: bool) -> torch.Tensor:
+    if skip_reshape:
+        return tensor
+    batch, tokens, width = tensor.shape
+    return tensor.view(batch, tokens, heads, width // heads).transpose(1, 2)
+
+
+def _scale_last_rows(hidden: torch.Tensor,  # [B, N, C]
+                     rows: int, score: float) -> torch.Tensor:
+    scaled = hidden.clone()
+    scaled[:, -rows:] = hidden[:, -rows:] * torch.tensor(score, dtype=hidden.dtype)
+    return scaled
+
+
+@contextlib.contextmanager
+def reference_enhancement(patcher: Any, placement: ReferencePlacement, frames: int, tokens_per_frame: int,
+                          weight: float, scores: list[float] | None = None,
+                          compute_dtype: torch.dtype = torch.float64) -> Iterator[Any]:
+    """A clone of ``patcher`` enhanced by the reference while the context is open (the forward
+    hooks are removed on exit); ``compute_dtype``: of the maps (float32 gives the plain
+    low-precision path, the yardstick of the accuracy contract). The video is the last ``frames * tokens_per_frame`` tokens of each
+    self-attention (text, when joint, comes first). ``scores`` collects every score applied."""
+    video = frames * tokens_per_frame
+    diffusion_model = patcher.model.diffusion_model
+    pending: dict[str, float] = {}
+
+    def override(attention: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:
+        query, key = args[0], args[1]
+        options = kwargs["transformer_options"]
+        output = attention(*args, **kwargs)
+        if "block_index" not in options or query.shape != key.shape:  # text-only or cross-attention
+            return output
+        heads = args[3] if len(args) > 3 else kwargs["heads"]
+        skip = kwargs.get("skip_reshape", False)
+        q, k = _heads_first(query, heads, skip), _heads_first(key, heads, skip)
+        score = reference_score(q[:, :, -video:], k[:, :, -video:], frames, weight, compute_dtype)
+        if scores is not None:
+            scores.append(score)
+        projection = placement.projection(options.get("block_type"), options["block_index"])
+        if projection is None:
+            return _scale_last_rows(output, video, score)
+        pending[projection] = score
+        return output
+
+    def scale_projection(name: str) -> Callable:
+        def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+            score = pending.pop(name, None)
+            return None if score is None else _scale_last_rows(output, video, score)
+        return hook
+
+    handles = [module.register_forward_hook(scale_projection(name))
+               for name, module in diffusion_model.named_modules() if _is_projection(placement, name)]
+    clone = patcher.clone()
+    clone.model_options["transformer_options"]["optimized_attention_override"] = override
+    try:
+        yield clone
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _is_projection(placement: ReferencePlacement, name: str) -> bool:
+    parts = name.split(".")
+    if len(parts) < 2 or not parts[1].isdigit():
+        return False
+    block_type = "double" if parts[0] in ("blocks", "double_blocks") else parts[0]
+    return placement.projection(block_type, int(parts[1])) == name
