@@ -1,0 +1,51 @@
+"""The paper's placement: the score multiplies the output projection's video rows.
+
+The attention hook of a block computes the score; the block's output projection, called next in
+the same block, must apply it. ``PendingScores`` carries it from one to the other (one per patched
+clone, kept on the clone's patches, never on a module or in a global). ``ScaledProjection`` is the
+projection's ``forward`` installed with ``ModelPatcher.add_object_patch``: the module itself (its
+weights, their state-dict names, LoRA and low-VRAM handling) stays what it is, and the original
+forward runs unchanged before the scaling. Scaling after the projection differs from scaling its
+input by ``(score - 1) * bias``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable
+
+import torch
+
+from .scoring import scale_rows
+
+
+class PendingScores:
+    """Scores handed from a block's attention hook to its output projection, by block key."""
+
+    def __init__(self) -> None:
+        self._scores: dict[Hashable, tuple[torch.Tensor, slice]] = {}
+
+    def put(self, block: Hashable, score: torch.Tensor,  # 0-d or [B]
+            rows: slice) -> None:
+        """``score`` for the ``rows`` of the next output of ``block``'s projection."""
+        self._scores[block] = (score, rows)
+
+    def take(self, block: Hashable) -> tuple[torch.Tensor, slice] | None:
+        return self._scores.pop(block, None)
+
+
+class ScaledProjection:
+    """``forward`` of one output projection: the original forward, then its video rows times the
+    score its block's attention hook left in ``pending`` (none left: the output as it is)."""
+
+    def __init__(self, original_forward: Callable[..., torch.Tensor], pending: PendingScores,
+                 block: Hashable):
+        self.original_forward, self.pending, self.block = original_forward, pending, block
+
+    def __call__(self, hidden: torch.Tensor,  # [B, N, C_in]
+                 *args: Any, **kwargs: Any) -> torch.Tensor:
+        output = self.original_forward(hidden, *args, **kwargs)  # [B, N, C_out]
+        entry = self.pending.take(self.block)
+        if entry is None:
+            return output
+        score, rows = entry
+        return scale_rows(output, score, rows)
