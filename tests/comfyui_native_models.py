@@ -40,6 +40,18 @@ def comfyui_checkout() -> str:
     return path
 
 
+def skip_without_comfyui() -> None:
+    """Skip the calling test module, with the reason, unless ComfyUI and the node import here."""
+    import pytest
+
+    try:
+        comfyui_checkout()
+        importlib.import_module("eav_kernels.comfyui.node")
+    except ImportError as error:  # no checkout named, or not importable with this torch
+        pytest.skip(f"needs a ComfyUI checkout importable here ({COMFYUI_PATH_VARIABLE}): {error}",
+                    allow_module_level=True)
+
+
 @dataclass(frozen=True)
 class TinyVideoModel:
     """One native family, tiny. ``config``: the ``comfy.supported_models`` class name and its unet

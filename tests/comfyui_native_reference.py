@@ -114,3 +114,20 @@ def _is_projection(placement: ReferencePlacement, name: str) -> bool:
         return False
     block_type = "double" if parts[0] in ("blocks", "double_blocks") else parts[0]
     return placement.projection(block_type, int(parts[1])) == name
+
+
+def check_against_reference(got: torch.Tensor,  # [B, C, T, H, W] the node's sample
+                            expected: torch.Tensor,  # the float64 reference's
+                            low_precision: torch.Tensor,  # the float32 reference's
+                            plain: torch.Tensor) -> None:  # the unenhanced model's
+    """FlashAttention's contract on a whole sample: the node's error against the float64
+    reference is at most twice that of the float32 reference plus float32 noise, and that bound
+    is far below what the enhancement changes (else the comparison could not fail)."""
+    effect = (expected - plain).abs().max().item()
+    assert effect > 1e-3, f"the enhancement changes the sample by only {effect:.2e}: nothing to compare"
+    error = (got - expected).abs().max().item()
+    bound = 2 * (low_precision - expected).abs().max().item()
+    noise = 8 * torch.finfo(torch.float32).eps * expected.abs().max().item()
+    assert error <= bound + noise < effect / 100, (
+        f"node vs float64 reference: {error:.3e}; allowed 2 x float32 reference's {bound / 2:.3e} + noise "
+        f"{noise:.3e}; effect of the enhancement {effect:.3e}")

@@ -1,0 +1,74 @@
+"""The node with ComfyUI's own step caches and layer skipping, on a real ComfyUI (tiny native Wan).
+
+EasyCache (a ``DIFFUSION_MODEL`` wrapper that returns ``x`` plus a cached difference without
+running the model), LazyCache (the same one level up, a ``PREDICT_NOISE`` wrapper) and
+SkipLayerGuidanceDiTSimple (an extra uncond pass with a block replaced by its input) change which
+attention calls happen. The node must then enhance exactly the calls that do happen: the sample
+equals the same node chain run on the plain-PyTorch reference, in both orders of the two nodes,
+and the cache really reused steps. Skipped like ``test_comfyui_real.py`` without a ComfyUI.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Callable
+
+import pytest
+import torch
+
+from comfyui_native_models import skip_without_comfyui
+
+skip_without_comfyui()
+
+from comfy_extras.nodes_easycache import EasyCacheNode, LazyCacheNode  # noqa: E402
+from comfy_extras.nodes_slg import SkipLayerGuidanceDiTSimple  # noqa: E402
+from comfyui_native_models import WAN21, sample  # noqa: E402
+from comfyui_native_reference import WAN_PLACEMENT, check_against_reference  # noqa: E402
+from comfyui_native_runs import enhanced, reference_sample  # noqa: E402
+
+STEPS = 8
+REUSED = re.compile(r"(EasyCache|LazyCache) - skipped (\d+)/(\d+) steps")
+
+
+def easycache(patcher: Any) -> Any:
+    return EasyCacheNode.execute(patcher, reuse_threshold=3.0, start_percent=0.0, end_percent=1.0,
+                                 verbose=False).result[0]
+
+
+def lazycache(patcher: Any) -> Any:
+    return LazyCacheNode.execute(patcher, reuse_threshold=3.0, start_percent=0.0, end_percent=1.0,
+                                 verbose=False).result[0]
+
+
+def skip_layer_guidance(patcher: Any) -> Any:
+    return SkipLayerGuidanceDiTSimple.execute(patcher, start_percent=0.0, end_percent=1.0, double_layers="1",
+                                              single_layers="").result[0]
+
+
+NODES: dict[str, Callable[[Any], Any]] = {"EasyCache": easycache, "LazyCache": lazycache,
+                                          "SkipLayerGuidanceDiTSimple": skip_layer_guidance}
+EASYCACHE_INSIDE = pytest.mark.xfail(
+    strict=True, raises=RuntimeError,
+    reason="the node's DIFFUSION_MODEL wrapper, added first, runs outside EasyCache's and raises "
+           "'no attention hook ran' on a step EasyCache reuses, where the model is not run at all")
+
+
+@pytest.mark.parametrize("order", ["node after it", "node before it"])
+@pytest.mark.parametrize("other", list(NODES))
+def test_the_node_enhances_exactly_the_attention_calls_that_run(other: str, order: str, caplog, request):
+    if other == "EasyCache" and order == "node before it":
+        request.applymarker(EASYCACHE_INSIDE)
+    apply_other = NODES[other]
+    chain = (lambda patcher: enhanced(apply_other(patcher))) if order == "node after it" else \
+        (lambda patcher: apply_other(enhanced(patcher)))
+    expected = reference_sample(WAN21, WAN_PLACEMENT, around=apply_other, steps=STEPS)
+    low_precision = reference_sample(WAN21, WAN_PLACEMENT, compute_dtype=torch.float32, around=apply_other,
+                                     steps=STEPS)
+    plain = sample(apply_other(WAN21.build()), WAN21, steps=STEPS)
+    with caplog.at_level(logging.INFO):
+        got = sample(chain(WAN21.build()), WAN21, steps=STEPS)
+    check_against_reference(got, expected, low_precision, plain)
+    reused = [int(match.group(2)) for match in map(REUSED.search, caplog.messages) if match]
+    if other != "SkipLayerGuidanceDiTSimple":
+        assert reused and reused[-1] > 0, f"{other} reused no step ({caplog.messages}): the test shows nothing"
