@@ -17,33 +17,65 @@ from typing import Any, Callable, Iterator
 import torch
 
 
-def reference_score(query: torch.Tensor,  # [B, H, F*S, D] the video rows, frame-major
-                    key: torch.Tensor,  # [B, H, F*S, D]
-                    frames: int, weight: float, compute_dtype: torch.dtype = torch.float64) -> float:
-    """``max(1, CFI * (F + w))`` with every ``F x F`` softmax built in ``compute_dtype`` (scale
-    ``D**-0.5``), CFI the mean over batch, heads and positions of each map's off-diagonal mass /
-    (F (F - 1))."""
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """The node's settings, as the reference reads them. ``blocks``: enhanced block numbers in
+    model order (``None``: all); ``window``: ``(start_percent, end_percent)`` of the schedule;
+    ``per_sample``: one score per ``cond_or_uncond`` entry instead of one per call;
+    ``compute_dtype``: of the maps (float32 gives the plain low-precision path, the yardstick of
+    the accuracy contract)."""
+
+    weight: float = 4.0
+    blocks: frozenset[int] | None = None
+    window: tuple[float, float] = (0.0, 1.0)
+    per_sample: bool = False
+    compute_dtype: torch.dtype = torch.float64
+
+
+def reference_cfi(query: torch.Tensor,  # [B, H, F*S, D] the video rows, frame-major
+                  key: torch.Tensor,  # [B, H, F*S, D]
+                  frames: int, compute_dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``[B]``: per batch row, the mean over heads and positions of each ``F x F`` softmax's
+    off-diagonal mass / (F (F - 1)), every map built in ``compute_dtype`` (scale ``D**-0.5``)."""
     batch, heads, tokens, dim = query.shape
     spatial = tokens // frames
     q = query.to(compute_dtype).reshape(batch, heads, frames, spatial, dim).transpose(2, 3)  # [B, H, S, F, D]
     k = key.to(compute_dtype).reshape(batch, heads, frames, spatial, dim).transpose(2, 3)
     maps = torch.softmax(q @ k.transpose(-1, -2) * dim ** -0.5, dim=-1)  # [B, H, S, F, F]
     off_diagonal = maps.sum(dim=(-1, -2)) - maps.diagonal(dim1=-2, dim2=-1).sum(dim=-1)  # [B, H, S]
-    cfi = (off_diagonal / (frames * (frames - 1))).mean().item()
-    return max(1.0, cfi * (frames + weight))
+    return (off_diagonal / (frames * (frames - 1))).mean(dim=(1, 2))
+
+
+def reference_score(cfi: torch.Tensor,  # [B] float64
+                    frames: int, settings: ReferenceSettings, entries: int) -> torch.Tensor:
+    """``[B]``: ``max(1, CFI * (F + w))``, CFI the batch mean, or with ``per_sample`` the mean of
+    each of the ``entries`` (cond, uncond) that ComfyUI stacked batch-major."""
+    if settings.per_sample:
+        cfi = cfi.view(entries, -1).mean(dim=1).repeat_interleave(cfi.shape[0] // entries)
+    else:
+        cfi = cfi.mean().expand(cfi.shape[0])
+    return (cfi * (frames + settings.weight)).clamp(min=1.0)
 
 
 @dataclass(frozen=True)
 class ReferencePlacement:
-    """Where a family's score goes: ``projection(block_type, block_index)`` names the output
-    projection module (``None``: scale the attention output itself)."""
+    """A family's blocks: ``number(block_type, block_index)`` in model order, and
+    ``projection(block_type, block_index)`` the output projection module whose output carries the
+    score (``None``: the attention output itself)."""
 
+    number: Callable[[str | None, int], int]
     projection: Callable[[str | None, int], str | None]
 
 
-WAN_PLACEMENT = ReferencePlacement(lambda block_type, index: f"blocks.{index}.self_attn.o")
-HUNYUAN_VIDEO_PLACEMENT = ReferencePlacement(
-    lambda block_type, index: f"double_blocks.{index}.img_attn.proj" if block_type == "double" else None)
+WAN_PLACEMENT = ReferencePlacement(lambda block_type, index: index,
+                                   lambda block_type, index: f"blocks.{index}.self_attn.o")
+
+
+def hunyuan_video_placement(double_blocks: int) -> ReferencePlacement:
+    """Double-stream blocks ``0 .. D-1`` (paper: after ``img_attn.proj``), then single-stream."""
+    return ReferencePlacement(
+        lambda block_type, index: index + double_blocks if block_type == "single" else index,
+        lambda block_type, index: f"double_blocks.{index}.img_attn.proj" if block_type == "double" else None)
 
 
 def _heads_first(tensor: torch.Tensor,  # [B, L, H*D] or [B, H, L, D]
@@ -55,23 +87,22 @@ def _heads_first(tensor: torch.Tensor,  # [B, L, H*D] or [B, H, L, D]
 
 
 def _scale_last_rows(hidden: torch.Tensor,  # [B, N, C]
-                     rows: int, score: float) -> torch.Tensor:
+                     rows: int, score: torch.Tensor) -> torch.Tensor:  # score [B]
     scaled = hidden.clone()
-    scaled[:, -rows:] = hidden[:, -rows:] * torch.tensor(score, dtype=hidden.dtype)
+    scaled[:, -rows:] = hidden[:, -rows:] * score.to(hidden.dtype)[:, None, None]
     return scaled
 
 
 @contextlib.contextmanager
 def reference_enhancement(patcher: Any, placement: ReferencePlacement, frames: int, tokens_per_frame: int,
-                          weight: float, scores: list[float] | None = None,
-                          compute_dtype: torch.dtype = torch.float64) -> Iterator[Any]:
+                          settings: ReferenceSettings, scores: list[torch.Tensor] | None = None) -> Iterator[Any]:
     """A clone of ``patcher`` enhanced by the reference while the context is open (the forward
-    hooks are removed on exit); ``compute_dtype``: of the maps (float32 gives the plain
-    low-precision path, the yardstick of the accuracy contract). The video is the last ``frames * tokens_per_frame`` tokens of each
+    hooks are removed on exit). The video is the last ``frames * tokens_per_frame`` tokens of each
     self-attention (text, when joint, comes first). ``scores`` collects every score applied."""
     video = frames * tokens_per_frame
-    diffusion_model = patcher.model.diffusion_model
-    pending: dict[str, float] = {}
+    sampling = patcher.get_model_object("model_sampling")
+    sigma_high, sigma_low = (sampling.percent_to_sigma(percent) for percent in settings.window)
+    pending: dict[str, torch.Tensor] = {}
 
     def override(attention: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:
         query, key = args[0], args[1]
@@ -79,13 +110,19 @@ def reference_enhancement(patcher: Any, placement: ReferencePlacement, frames: i
         output = attention(*args, **kwargs)
         if "block_index" not in options or query.shape != key.shape:  # text-only or cross-attention
             return output
+        block_type, index = options.get("block_type"), options["block_index"]
+        sigma = float(options["sigmas"].max())
+        if not sigma_low <= sigma <= sigma_high or (
+                settings.blocks is not None and placement.number(block_type, index) not in settings.blocks):
+            return output
         heads = args[3] if len(args) > 3 else kwargs["heads"]
         skip = kwargs.get("skip_reshape", False)
         q, k = _heads_first(query, heads, skip), _heads_first(key, heads, skip)
-        score = reference_score(q[:, :, -video:], k[:, :, -video:], frames, weight, compute_dtype)
+        cfi = reference_cfi(q[:, :, -video:], k[:, :, -video:], frames, settings.compute_dtype)
+        score = reference_score(cfi, frames, settings, len(options["cond_or_uncond"]))
         if scores is not None:
             scores.append(score)
-        projection = placement.projection(options.get("block_type"), options["block_index"])
+        projection = placement.projection(block_type, index)
         if projection is None:
             return _scale_last_rows(output, video, score)
         pending[projection] = score
@@ -98,7 +135,7 @@ def reference_enhancement(patcher: Any, placement: ReferencePlacement, frames: i
         return hook
 
     handles = [module.register_forward_hook(scale_projection(name))
-               for name, module in diffusion_model.named_modules() if _is_projection(placement, name)]
+               for name, module in patcher.model.diffusion_model.named_modules() if _is_projection(placement, name)]
     clone = patcher.clone()
     clone.model_options["transformer_options"]["optimized_attention_override"] = override
     try:
@@ -109,11 +146,8 @@ def reference_enhancement(patcher: Any, placement: ReferencePlacement, frames: i
 
 
 def _is_projection(placement: ReferencePlacement, name: str) -> bool:
-    parts = name.split(".")
-    if len(parts) < 2 or not parts[1].isdigit():
-        return False
-    block_type = "double" if parts[0] in ("blocks", "double_blocks") else parts[0]
-    return placement.projection(block_type, int(parts[1])) == name
+    index = name.split(".")[1] if name.count(".") else ""
+    return index.isdigit() and name in (placement.projection(kind, int(index)) for kind in ("double", "single"))
 
 
 def check_against_reference(got: torch.Tensor,  # [B, C, T, H, W] the node's sample

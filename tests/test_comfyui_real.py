@@ -2,14 +2,15 @@
 
 Runs only where ``EAV_COMFYUI_PATH`` names a ComfyUI checkout that imports in this interpreter
 (``make test-comfyui EAV_COMFYUI_PATH=/path/to/ComfyUI``, docs/testing.md); skipped otherwise.
-Each enhanced model is sampled 2 Euler steps with CFG (cond and uncond batched, as ComfyUI does
-on CPU) through ``comfy.sample.sample`` and compared with the plain-PyTorch reference
+Each enhanced model is sampled with Euler and CFG (cond and uncond batched, as ComfyUI does on
+CPU) through ``comfy.sample.sample`` and compared with the plain-PyTorch reference
 (``comfyui_native_reference``: float64 ``F x F`` maps from the q and k the model produced, the
-score at the paper's placement), and the model the node was given must sample bit for bit as
-before.
+score at the paper's placement); the model the node was given must sample bit for bit as before.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -19,25 +20,48 @@ from comfyui_native_models import skip_without_comfyui
 skip_without_comfyui()
 
 from comfyui_native_models import HUNYUAN_VIDEO, WAN21, TinyVideoModel, sample  # noqa: E402
-from comfyui_native_reference import check_against_reference  # noqa: E402
+from comfyui_native_reference import ReferenceSettings, check_against_reference  # noqa: E402
 from comfyui_native_runs import ENHANCED, NOT_ENHANCED, enhanced, reference_sample  # noqa: E402
 
-@pytest.mark.parametrize("model,placement", ENHANCED, ids=[m.name for m, _ in ENHANCED])
-def test_node_matches_the_float64_reference(model: TinyVideoModel, placement):
-    scores: list[float] = []
-    expected = reference_sample(model, placement, scores)
-    plain = sample(model.build(), model)
-    got = sample(enhanced(model.build()), model)
-    assert scores and min(scores) > 1.0, f"the reference never enhanced (scores {scores}): the test could not fail"
-    check_against_reference(got, expected, reference_sample(model, placement, compute_dtype=torch.float32), plain)
+
+def check_node(model: TinyVideoModel, node: dict, settings: ReferenceSettings, steps: int = 2) -> None:
+    """The node with ``node`` settings against the reference with the same ``settings``."""
+    scores: list[torch.Tensor] = []
+    expected = reference_sample(model, settings, scores, steps=steps)
+    assert scores and min(s.min().item() for s in scores) > 1.0, "the reference never enhanced: the test could not fail"
+    low_precision = reference_sample(model, dataclasses.replace(settings, compute_dtype=torch.float32), steps=steps)
+    got = sample(enhanced(model.build(), **node), model, steps=steps)
+    check_against_reference(got, expected, low_precision, sample(model.build(), model, steps=steps))
+
+
+@pytest.mark.parametrize("model", ENHANCED, ids=[m.name for m in ENHANCED])
+def test_node_matches_the_float64_reference(model: TinyVideoModel):
+    check_node(model, {}, ReferenceSettings())
+
+
+# HunyuanVideo's blocks in model order: double-stream 0, 1, then single-stream 2, 3.
+SETTINGS = [
+    (WAN21, dict(blocks="1"), ReferenceSettings(blocks=frozenset({1}))),
+    (HUNYUAN_VIDEO, dict(blocks="0,3"), ReferenceSettings(blocks=frozenset({0, 3}))),
+    (WAN21, dict(start_percent=0.3, end_percent=0.8), ReferenceSettings(window=(0.3, 0.8))),
+    (HUNYUAN_VIDEO, dict(start_percent=0.3, end_percent=0.8), ReferenceSettings(window=(0.3, 0.8))),
+    (WAN21, dict(per_sample=True), ReferenceSettings(per_sample=True)),
+    (HUNYUAN_VIDEO, dict(per_sample=True), ReferenceSettings(per_sample=True)),
+    (WAN21, dict(weight=1.5), ReferenceSettings(weight=1.5)),
+]
+
+
+@pytest.mark.parametrize("model,node,settings", SETTINGS,
+                         ids=[f"{m.name}-{'-'.join(f'{k}={v}' for k, v in n.items())}" for m, n, _ in SETTINGS])
+def test_node_settings_match_the_reference(model: TinyVideoModel, node: dict, settings: ReferenceSettings):
+    check_node(model, node, settings, steps=4)
 
 
 @pytest.mark.parametrize("model", [WAN21, HUNYUAN_VIDEO], ids=["wan2.1", "hunyuan_video"])
 def test_a_score_at_its_floor_gives_the_plain_sample_bit_for_bit(model: TinyVideoModel):
-    """Negative weights lower the score to its floor 1: the node then gives the plain sample."""
-    plain = sample(model.build(), model)
-    got = sample(enhanced(model.build(), weight=-100.0), model)
-    assert torch.equal(got, plain)
+    """A weight of -100 holds every score at its floor 1: the node then changes no bit (its
+    attention hooks hand attention exactly the tensors it would have built)."""
+    assert torch.equal(sample(enhanced(model.build(), weight=-100.0), model), sample(model.build(), model))
 
 
 @pytest.mark.parametrize("model", [WAN21, HUNYUAN_VIDEO], ids=["wan2.1", "hunyuan_video"])
@@ -45,11 +69,32 @@ def test_the_model_given_to_the_node_samples_as_before(model: TinyVideoModel):
     original = model.build()
     before = sample(original, model)
     clone = enhanced(original)
-    changed = sample(clone, model)
-    after = sample(original, model)
-    assert not torch.equal(changed, before)
-    assert torch.equal(after, before), "the node changed the model it was given"
-    assert torch.equal(sample(original, model), before), "a second sample of the original differs"
+    assert not torch.equal(sample(clone, model), before)
+    assert torch.equal(sample(original, model), before), "the node changed the model it was given"
+
+
+@pytest.mark.parametrize("model", [WAN21, HUNYUAN_VIDEO], ids=["wan2.1", "hunyuan_video"])
+def test_an_enhanced_model_samples_the_same_when_run_again(model: TinyVideoModel):
+    """ComfyUI reuses a node's output model when a workflow is queued again: nothing may carry
+    over from one run to the next (here with a window, so that runs start outside it)."""
+    clone = enhanced(model.build(), start_percent=0.5)
+    first = sample(clone, model, steps=4)
+    assert torch.equal(sample(clone, model, steps=4), first)
+
+
+def wan_with_extra_tokens(extra: str) -> TinyVideoModel:
+    latent = torch.randn(1, 16, 1, 6, 10, generator=torch.Generator().manual_seed(3))
+    if extra == "reference latent":  # Wan 2.2 Fun's ref_conv: tokens before the video
+        return dataclasses.replace(WAN21, unet_config=dict(WAN21.unet_config, in_dim_ref_conv=16),
+                                   extra=lambda: {"reference_latents": [latent]})
+    return dataclasses.replace(WAN21, extra=lambda: {"context_latents": [latent]})  # tokens after it
+
+
+@pytest.mark.parametrize("extra", ["reference latent", "in-context latent"])
+def test_wan_tokens_the_node_cannot_place_are_refused_with_the_numbers(extra: str):
+    model = wan_with_extra_tokens(extra)
+    with pytest.raises(ValueError, match=r"90 image tokens.*F=5 frames of S=15 tokens = 75"):
+        sample(enhanced(model.build()), model)
 
 
 @pytest.mark.parametrize("model", NOT_ENHANCED, ids=[m.name for m in NOT_ENHANCED])
@@ -58,7 +103,6 @@ def test_families_the_node_does_not_know_are_refused_by_name(model: TinyVideoMod
     patcher = model.build()
     before = sample(patcher, model)
     assert before.shape == model.latent and torch.isfinite(before).all()
-    name = type(patcher.model.diffusion_model).__name__
-    with pytest.raises(TypeError, match=name):
+    with pytest.raises(TypeError, match=type(patcher.model.diffusion_model).__name__):
         enhanced(patcher)
     assert torch.equal(sample(patcher, model), before)

@@ -24,7 +24,7 @@ skip_without_comfyui()
 from comfy_extras.nodes_easycache import EasyCacheNode, LazyCacheNode  # noqa: E402
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiTSimple  # noqa: E402
 from comfyui_native_models import WAN21, sample  # noqa: E402
-from comfyui_native_reference import WAN_PLACEMENT, check_against_reference  # noqa: E402
+from comfyui_native_reference import ReferenceSettings, check_against_reference  # noqa: E402
 from comfyui_native_runs import enhanced, reference_sample  # noqa: E402
 
 STEPS = 8
@@ -62,8 +62,8 @@ def test_the_node_enhances_exactly_the_attention_calls_that_run(other: str, orde
     apply_other = NODES[other]
     chain = (lambda patcher: enhanced(apply_other(patcher))) if order == "node after it" else \
         (lambda patcher: apply_other(enhanced(patcher)))
-    expected = reference_sample(WAN21, WAN_PLACEMENT, around=apply_other, steps=STEPS)
-    low_precision = reference_sample(WAN21, WAN_PLACEMENT, compute_dtype=torch.float32, around=apply_other,
+    expected = reference_sample(WAN21, around=apply_other, steps=STEPS)
+    low_precision = reference_sample(WAN21, ReferenceSettings(compute_dtype=torch.float32), around=apply_other,
                                      steps=STEPS)
     plain = sample(apply_other(WAN21.build()), WAN21, steps=STEPS)
     with caplog.at_level(logging.INFO):
