@@ -121,6 +121,12 @@ WAN21 = TinyVideoModel(
     dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), text_len=8, in_dim=16, dim=64, ffn_dim=128,
          freq_dim=32, text_dim=16, out_dim=16, num_heads=4, num_layers=2),
     latent=(1, 16, 5, 6, 10), patch=(1, 2, 2))
+WAN21_VACE = TinyVideoModel(  # one VACE block, after main block 0; control video + mask: 32 + 64 channels
+    "wan2.1-vace", "WAN21_Vace",
+    dict(WAN21.unet_config, model_type="vace", vace_in_dim=96, vace_layers=1),
+    latent=WAN21.latent, patch=WAN21.patch,
+    extra=lambda: {"vace_frames": [torch.randn(1, 32, 5, 6, 10, generator=torch.Generator().manual_seed(3))],
+                   "vace_mask": [torch.ones(1, 64, 5, 6, 10)], "vace_strength": [1.0]})
 WAN22 = TinyVideoModel(  # Wan 2.2 TI2V-5B's class: 48 latent channels, per-token timesteps
     "wan2.2", "WAN22_T2V",
     dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), text_len=8, in_dim=48, dim=64, ffn_dim=128,
@@ -172,7 +178,7 @@ KANDINSKY5 = TinyVideoModel(  # concat_cond adds 16 + 1 channels: visual_embed_d
          num_visual_blocks=2, axes_dims=(4, 6, 6)),
     latent=(1, 16, 3, 8, 8), patch=(1, 2, 2), extra=_pooled(16))
 
-ALL_FAMILIES = (WAN21, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, MOCHI, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
+ALL_FAMILIES = (WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, MOCHI, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
                 KANDINSKY5)
 
 

@@ -10,13 +10,13 @@ from typing import Any, Callable
 import torch
 
 from comfyui_native_models import (COGVIDEOX, COSMOS, COSMOS_PREDICT2, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, KANDINSKY5,
-                                   LTXV, MOCHI, WAN21, WAN22, TinyVideoModel, sample)
+                                   LTXV, MOCHI, WAN21, WAN21_VACE, WAN22, TinyVideoModel, sample)
 from comfyui_native_reference import (WAN_PLACEMENT, ReferencePlacement, ReferenceSettings, hunyuan_video_placement,
                                       reference_enhancement)
 from eav_kernels.comfyui.node import EnhanceAVideo
 from eav_kernels.comfyui.settings import AFTER_PROJECTION
 
-ENHANCED = [WAN21, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15]
+ENHANCED = [WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15]
 NOT_ENHANCED = [LTXV, MOCHI, COSMOS, COSMOS_PREDICT2, COGVIDEOX, KANDINSKY5]
 
 

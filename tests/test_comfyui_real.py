@@ -19,7 +19,7 @@ from comfyui_native_models import skip_without_comfyui
 
 skip_without_comfyui()
 
-from comfyui_native_models import HUNYUAN_VIDEO, WAN21, TinyVideoModel, sample  # noqa: E402
+from comfyui_native_models import HUNYUAN_VIDEO, WAN21, WAN21_VACE, TinyVideoModel, sample  # noqa: E402
 from comfyui_native_reference import ReferenceSettings, check_against_reference  # noqa: E402
 from comfyui_native_runs import ENHANCED, NOT_ENHANCED, enhanced, reference_sample  # noqa: E402
 
@@ -73,7 +73,13 @@ def test_the_model_given_to_the_node_samples_as_before(model: TinyVideoModel):
     assert torch.equal(sample(original, model), before), "the node changed the model it was given"
 
 
-@pytest.mark.parametrize("model", [WAN21, HUNYUAN_VIDEO], ids=["wan2.1", "hunyuan_video"])
+VACE_LEAK = pytest.mark.xfail(strict=True, reason="the VACE block's self-attention calls Wan's attn1_patch with its "
+                              "main block's index; its score, never taken by an output projection, scales that "
+                              "main block's projection at its next call outside the window")
+
+
+@pytest.mark.parametrize("model", [WAN21, pytest.param(WAN21_VACE, marks=VACE_LEAK), HUNYUAN_VIDEO],
+                         ids=["wan2.1", "wan2.1-vace", "hunyuan_video"])
 def test_an_enhanced_model_samples_the_same_when_run_again(model: TinyVideoModel):
     """ComfyUI reuses a node's output model when a workflow is queued again: nothing may carry
     over from one run to the next (here with a window, so that runs start outside it)."""
