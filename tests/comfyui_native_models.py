@@ -76,12 +76,14 @@ class TinyVideoModel:
     def tokens_per_frame(self) -> int:
         return (self.latent[3] // self.patch[1]) * (self.latent[4] // self.patch[2])
 
-    def build(self, seed: int = 0) -> Any:
-        """A ``ModelPatcher`` over a fresh model of this family (seeded random weights, float32, CPU)."""
+    def build(self, seed: int = 0, dtype: torch.dtype = torch.float32) -> Any:
+        """A ``ModelPatcher`` over a fresh model of this family on CPU: seeded random weights,
+        ``dtype`` as ComfyUI's loader sets it (its inference dtype; some parameters stay float32)."""
         import comfy.model_patcher
         import comfy.supported_models
 
         config = getattr(comfy.supported_models, self.config_class)(dict(self.unet_config))
+        config.set_inference_dtype(dtype, None)
         model = config.get_model({})
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -89,7 +91,6 @@ class TinyVideoModel:
                 noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
                 centre = 1.0 if "norm" in name and parameter.dim() == 1 else 0.0
                 parameter.copy_(centre + 0.1 * noise)
-        model.diffusion_model.to(torch.float32)
         return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
 
     def conditioning(self, seed: int = 0) -> tuple[list, list]:

@@ -88,8 +88,9 @@ def _heads_first(tensor: torch.Tensor,  # [B, L, H*D] or [B, H, L, D]
 
 def _scale_last_rows(hidden: torch.Tensor,  # [B, N, C]
                      rows: int, score: torch.Tensor) -> torch.Tensor:  # score [B]
+    """The last ``rows`` tokens times the score: a float32 product rounded once to ``hidden``'s dtype."""
     scaled = hidden.clone()
-    scaled[:, -rows:] = hidden[:, -rows:] * score.to(hidden.dtype)[:, None, None]
+    scaled[:, -rows:] = hidden[:, -rows:].float() * score.float()[:, None, None]
     return scaled
 
 

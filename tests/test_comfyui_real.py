@@ -24,19 +24,27 @@ from comfyui_native_reference import ReferenceSettings, check_against_reference 
 from comfyui_native_runs import ENHANCED, NOT_ENHANCED, enhanced, reference_sample  # noqa: E402
 
 
-def check_node(model: TinyVideoModel, node: dict, settings: ReferenceSettings, steps: int = 2) -> None:
+def check_node(model: TinyVideoModel, node: dict, settings: ReferenceSettings, steps: int = 2,
+               dtype: torch.dtype = torch.float32) -> None:
     """The node with ``node`` settings against the reference with the same ``settings``."""
     scores: list[torch.Tensor] = []
-    expected = reference_sample(model, settings, scores, steps=steps)
+    expected = reference_sample(model, settings, scores, steps=steps, dtype=dtype)
     assert scores and min(s.min().item() for s in scores) > 1.0, "the reference never enhanced: the test could not fail"
-    low_precision = reference_sample(model, dataclasses.replace(settings, compute_dtype=torch.float32), steps=steps)
-    got = sample(enhanced(model.build(), **node), model, steps=steps)
-    check_against_reference(got, expected, low_precision, sample(model.build(), model, steps=steps))
+    low_precision = reference_sample(model, dataclasses.replace(settings, compute_dtype=torch.float32), steps=steps,
+                                     dtype=dtype)
+    got = sample(enhanced(model.build(dtype=dtype), **node), model, steps=steps)
+    check_against_reference(got, expected, low_precision, sample(model.build(dtype=dtype), model, steps=steps))
 
 
 @pytest.mark.parametrize("model", ENHANCED, ids=[m.name for m in ENHANCED])
 def test_node_matches_the_float64_reference(model: TinyVideoModel):
     check_node(model, {}, ReferenceSettings())
+
+
+@pytest.mark.parametrize("model", [WAN21, HUNYUAN_VIDEO], ids=["wan2.1", "hunyuan_video"])
+def test_node_matches_the_float64_reference_in_bfloat16(model: TinyVideoModel):
+    """bf16 weights, as the released checkpoints: the score multiplies in float32, rounded once."""
+    check_node(model, {}, ReferenceSettings(), dtype=torch.bfloat16)
 
 
 # HunyuanVideo's blocks in model order: double-stream 0, 1, then single-stream 2, 3.
