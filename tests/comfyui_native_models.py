@@ -55,8 +55,8 @@ def skip_without_comfyui() -> None:
 @dataclass(frozen=True)
 class TinyVideoModel:
     """One native family, tiny. ``config``: the ``comfy.supported_models`` class name and its unet
-    config; ``latent``: ``[B, C, T, H, W]``; ``patch``: the model's ``(t, h, w)`` patch, so that the
-    video is ``F = T / t`` frames of ``(H / h) * (W / w)`` tokens; ``text_tokens``/``text_dim``:
+    config; ``latent``: ``[B, C, T, H, W]``; ``patch``: the model's ``(t, h, w)`` patch, so that a
+    frame is ``(H / h) * (W / w)`` tokens; ``text_tokens``/``text_dim``:
     the conditioning ``[1, text_tokens, text_dim]``; ``extra``: its other conditioning entries."""
 
     name: str
@@ -67,10 +67,6 @@ class TinyVideoModel:
     text_tokens: int = 8
     text_dim: int = 16
     extra: Callable[[], dict[str, Any]] = field(default=dict)
-
-    @property
-    def frames(self) -> int:
-        return self.latent[2] // self.patch[0]
 
     @property
     def tokens_per_frame(self) -> int:

@@ -95,15 +95,15 @@ def _scale_last_rows(hidden: torch.Tensor,  # [B, N, C]
 
 
 @contextlib.contextmanager
-def reference_enhancement(patcher: Any, placement: ReferencePlacement, frames: int, tokens_per_frame: int,
+def reference_enhancement(patcher: Any, placement: ReferencePlacement, text_tokens: int, tokens_per_frame: int,
                           settings: ReferenceSettings, scores: list[torch.Tensor] | None = None) -> Iterator[Any]:
     """A clone of ``patcher`` enhanced by the reference while the context is open (the forward
-    hooks are removed on exit). The video is the last ``frames * tokens_per_frame`` tokens of each
-    self-attention (text, when joint, comes first). ``scores`` collects every score applied."""
-    video = frames * tokens_per_frame
+    hooks are removed on exit). Each video self-attention holds ``text_tokens`` first (joint
+    attention; 0 otherwise), then the video: as many frames of ``tokens_per_frame`` tokens as the
+    call has (a context window has fewer than the latent). ``scores`` collects every score applied."""
     sampling = patcher.get_model_object("model_sampling")
     sigma_high, sigma_low = (sampling.percent_to_sigma(percent) for percent in settings.window)
-    pending: dict[str, torch.Tensor] = {}
+    pending: dict[str, tuple[int, torch.Tensor]] = {}  # projection -> (video rows, score)
 
     def override(attention: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:
         query, key = args[0], args[1]
@@ -119,6 +119,9 @@ def reference_enhancement(patcher: Any, placement: ReferencePlacement, frames: i
         heads = args[3] if len(args) > 3 else kwargs["heads"]
         skip = kwargs.get("skip_reshape", False)
         q, k = _heads_first(query, heads, skip), _heads_first(key, heads, skip)
+        video = q.shape[2] - text_tokens
+        frames = video // tokens_per_frame
+        assert frames * tokens_per_frame == video, f"{video} video tokens are not frames of {tokens_per_frame}"
         cfi = reference_cfi(q[:, :, -video:], k[:, :, -video:], frames, settings.compute_dtype)
         score = reference_score(cfi, frames, settings, len(options["cond_or_uncond"]))
         if scores is not None:
@@ -126,13 +129,13 @@ def reference_enhancement(patcher: Any, placement: ReferencePlacement, frames: i
         projection = placement.projection(block_type, index)
         if projection is None:
             return _scale_last_rows(output, video, score)
-        pending[projection] = score
+        pending[projection] = (video, score)
         return output
 
     def scale_projection(name: str) -> Callable:
         def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
-            score = pending.pop(name, None)
-            return None if score is None else _scale_last_rows(output, video, score)
+            entry = pending.pop(name, None)
+            return None if entry is None else _scale_last_rows(output, *entry)
         return hook
 
     handles = [module.register_forward_hook(scale_projection(name))

@@ -38,6 +38,7 @@ def reference_sample(model: TinyVideoModel, settings: ReferenceSettings = Refere
                      steps: int = 2, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The reference's sample on a model of ``dtype``; ``around``: applied to the reference-enhanced
     model (another node)."""
-    with reference_enhancement(model.build(dtype=dtype), placement_of(model), model.frames, model.tokens_per_frame, settings,
-                               scores) as patched:
+    text_tokens = 0 if model.config_class.startswith("WAN") else model.text_tokens  # HunyuanVideo: text first
+    with reference_enhancement(model.build(dtype=dtype), placement_of(model), text_tokens, model.tokens_per_frame,
+                               settings, scores) as patched:
         return sample(around(patched), model, steps=steps)

@@ -1,9 +1,11 @@
-"""The node with ComfyUI's own step caches and layer skipping, on a real ComfyUI (tiny native Wan).
+"""The node with ComfyUI's own step caches, layer skipping and context windows, on a real ComfyUI
+(tiny native Wan).
 
 EasyCache (a ``DIFFUSION_MODEL`` wrapper that returns ``x`` plus a cached difference without
-running the model), LazyCache (the same one level up, a ``PREDICT_NOISE`` wrapper) and
-SkipLayerGuidanceDiTSimple (an extra uncond pass with a block replaced by its input) change which
-attention calls happen. The node must then enhance exactly the calls that do happen: the sample
+running the model), LazyCache (the same one level up, a ``PREDICT_NOISE`` wrapper),
+SkipLayerGuidanceDiTSimple (an extra uncond pass with a block replaced by its input) and
+WanContextWindowsManual (the model runs on overlapping windows of frames, fused) change which
+attention calls happen and how many frames each sees. The node must then enhance exactly the calls that do happen: the sample
 equals the same node chain run on the plain-PyTorch reference, in both orders of the two nodes,
 and the cache really reused steps. Skipped like ``test_comfyui_real.py`` without a ComfyUI.
 """
@@ -21,6 +23,7 @@ from comfyui_native_models import skip_without_comfyui
 
 skip_without_comfyui()
 
+from comfy_extras.nodes_context_windows import WanContextWindowsManualNode  # noqa: E402
 from comfy_extras.nodes_easycache import EasyCacheNode, LazyCacheNode  # noqa: E402
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiTSimple  # noqa: E402
 from comfyui_native_models import WAN21, sample  # noqa: E402
@@ -46,8 +49,16 @@ def skip_layer_guidance(patcher: Any) -> Any:
                                               single_layers="").result[0]
 
 
+def context_windows(patcher: Any) -> Any:
+    """Windows of 13 real frames = 4 latent frames, overlapping by 1, over the 5 latent frames."""
+    return WanContextWindowsManualNode.execute(patcher, context_length=13, context_overlap=4,
+                                               context_schedule="standard_static", context_stride=1, closed_loop=False,
+                                               fuse_method="pyramid", freenoise=False).result[0]
+
+
 NODES: dict[str, Callable[[Any], Any]] = {"EasyCache": easycache, "LazyCache": lazycache,
-                                          "SkipLayerGuidanceDiTSimple": skip_layer_guidance}
+                                          "SkipLayerGuidanceDiTSimple": skip_layer_guidance,
+                                          "WanContextWindowsManual": context_windows}
 EASYCACHE_INSIDE = pytest.mark.xfail(
     strict=True, raises=RuntimeError,
     reason="the node's DIFFUSION_MODEL wrapper, added first, runs outside EasyCache's and raises "
@@ -70,5 +81,5 @@ def test_the_node_enhances_exactly_the_attention_calls_that_run(other: str, orde
         got = sample(chain(WAN21.build()), WAN21, steps=STEPS)
     check_against_reference(got, expected, low_precision, plain)
     reused = [int(match.group(2)) for match in map(REUSED.search, caplog.messages) if match]
-    if other != "SkipLayerGuidanceDiTSimple":
+    if other in ("EasyCache", "LazyCache"):
         assert reused and reused[-1] > 0, f"{other} reused no step ({caplog.messages}): the test shows nothing"
