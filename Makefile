@@ -86,11 +86,13 @@ gpu-rehearsal:
 	rm -f $(VENV)/.extension; exit $$rc
 
 # The real-ComfyUI tests: build/comfyui-env (tools/comfyui_env.sh: torch 2.11 + what ComfyUI
-# imports + eav-kernels built for that torch), then tests/test_comfyui_real.py there against the
+# imports + eav-kernels built for that torch), then tests/test_comfyui_real*.py there against the
 # ComfyUI checkout EAV_COMFYUI_PATH names (not fetched: ComfyUI is not on PyPI). Run from the env's
 # directory with its bin/pytest, so that the installed eav_kernels is imported, not the checkout's.
+# The package is installed, not editable: any change to its sources installs it again.
 COMFYUI_ENV ?= build/comfyui-env
-$(COMFYUI_ENV)/.environment: tools/comfyui_env.sh pyproject.toml $(EXTENSION_SOURCES)
+PACKAGE_SOURCES := $(shell find eav_kernels triton_kernels -name '*.py' 2>/dev/null)
+$(COMFYUI_ENV)/.environment: tools/comfyui_env.sh pyproject.toml $(EXTENSION_SOURCES) $(PACKAGE_SOURCES)
 	COMFYUI_ENV=$(COMFYUI_ENV) tools/comfyui_env.sh
 	touch $@
 
@@ -98,7 +100,8 @@ comfyui-env: $(COMFYUI_ENV)/.environment
 
 test-comfyui: comfyui-env
 	@test -n "$(EAV_COMFYUI_PATH)" || { echo "test-comfyui: set EAV_COMFYUI_PATH=/path/to/a/ComfyUI/checkout"; exit 2; }
-	cd $(COMFYUI_ENV) && EAV_COMFYUI_PATH="$(abspath $(EAV_COMFYUI_PATH))" bin/pytest "$(CURDIR)/tests/test_comfyui_real.py" -p no:cacheprovider -v
+	cd $(COMFYUI_ENV) && EAV_COMFYUI_PATH="$(abspath $(EAV_COMFYUI_PATH))" bin/pytest \
+	  $(addprefix "$(CURDIR)/",$(wildcard tests/test_comfyui_real*.py)) -p no:cacheprovider -v
 
 clean:
 	rm -rf build $(VENV) eav_kernels/_C*.so eav_kernels/_C_build.json *.egg-info
