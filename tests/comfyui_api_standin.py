@@ -38,3 +38,18 @@ def comfy_api_modules() -> dict[str, types.ModuleType]:
     package = types.ModuleType("comfy_api")
     package.latest = latest
     return {"comfy_api": package, "comfy_api.latest": latest}
+
+
+NODE_MODULE = "eav_kernels.comfyui.node"
+
+
+def stand_in_comfy_api(monkeypatch):
+    """Generator for a fixture: ``comfy_api.latest`` stood in, the node module imported afresh
+    against it, and dropped again afterwards. Yields the stand-in ``comfy_api.latest``."""
+    import sys
+
+    for name, module in comfy_api_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.delitem(sys.modules, NODE_MODULE, raising=False)
+    yield sys.modules["comfy_api.latest"]
+    sys.modules.pop(NODE_MODULE, None)

@@ -93,3 +93,38 @@ def hunyuan_expected(model: torch.nn.Module, expectation: Expectation, frames: i
     for block in expected.single_blocks:
         block.reference = single
     return expected
+
+
+def override_expected(model: torch.nn.Module, expectation: Expectation, frames: int, spatial: int) -> torch.nn.Module:
+    """A copy of an override-family stand-in whose video self-attentions compute the expected
+    enhancement (the video: the last ``frames * spatial`` tokens, text first in CogVideoX)."""
+    expected = copy.deepcopy(model)
+
+    def reference_for(number):
+        def reference(module, q, k, out, transformer_options):
+            project = module.project
+            if module.style == "cosmos":  # its projection runs on [L, B, C]
+                def project(t):
+                    return module.project(t.transpose(0, 1)).transpose(0, 1)
+            if not expectation.enhances(number):
+                return project(out)
+            video = slice(q.shape[2] - frames * spatial, q.shape[2])
+            score = reference_score(q[:, :, video], k[:, :, video], frames, expectation.weight, expectation.entries)
+            return expectation.project(project, out, score, video)
+        return reference
+
+    for number, module in enumerate(video_self_attentions(expected)):
+        module.reference = reference_for(number)
+    return expected
+
+
+def video_self_attentions(model: torch.nn.Module) -> list:
+    """The stand-in's video self-attention modules, in block order."""
+    name = type(model).__name__
+    if name == "LTXVModel":
+        return [block.attn1 for block in model.transformer_blocks]
+    if name == "GeneralDIT":
+        return [block.blocks[0].block.attn for block in model.blocks.values()]
+    if name == "Kandinsky5":
+        return [block.self_attention for block in model.visual_transformer_blocks]
+    return list(model.blocks)

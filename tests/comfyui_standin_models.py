@@ -63,13 +63,18 @@ class WanAttentionBlock(nn.Module):
 
 
 class WanModel(nn.Module):
-    """Latent ``[B, C, T, H, W]`` -> hidden tokens ``[B, T*H/2*W/2, dim]`` (patch (1, 2, 2))."""
+    """Latent ``[B, C, T, H, W]`` -> hidden tokens ``[B, T*H/2*W/2, dim]`` (patch (1, 2, 2)).
+    ``vace_layers``: main blocks followed by a VACE hint block (a ``WanAttentionBlock`` on its own
+    tokens, run with the main block's ``block_index``, its output added to the main stream)."""
 
-    def __init__(self, channels: int = 4, dim: int = 24, heads: int = 3, depth: int = 2, ffn: bool = True):
+    def __init__(self, channels: int = 4, dim: int = 24, heads: int = 3, depth: int = 2, ffn: bool = True,
+                 vace_layers: tuple[int, ...] = ()):
         super().__init__()
         self.patch_size = (1, 2, 2)
         self.patch_embedding = nn.Conv3d(channels, dim, self.patch_size, self.patch_size)
         self.blocks = nn.ModuleList(WanAttentionBlock(dim, heads, ffn) for _ in range(depth))
+        self.vace_layers = vace_layers
+        self.vace_blocks = nn.ModuleList(WanAttentionBlock(dim, heads, ffn) for _ in vace_layers)
         self.head_dim = dim // heads
 
     def forward(self, x, timestep, context, clip_fea=None, time_dim_concat=None, transformer_options={}, **kwargs):
@@ -84,9 +89,13 @@ class WanModel(nn.Module):
         if reference_latent is not None:  # one reference frame's tokens before the video
             x = torch.cat([self.patch_embedding(reference_latent).flatten(2).transpose(1, 2), x], dim=1)
         freqs = rotation_matrices(torch.arange(x.shape[1]), self.head_dim)[None, :, None]
+        hints = x.flip(1)  # the VACE stream's tokens
         for i, block in enumerate(self.blocks):
             _block_options(transformer_options, i, len(self.blocks), "double")
             x = block(x, freqs, transformer_options=transformer_options)
+            if i in self.vace_layers:
+                hints = self.vace_blocks[self.vace_layers.index(i)](hints, freqs, transformer_options=transformer_options)
+                x = x + hints
         return x
 
 

@@ -7,27 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from comfyui_helpers import FRAMES, SPATIAL, assert_close, enhance, latent, patcher, text
 from comfyui_reference import AFTER, BEFORE, Expectation, hunyuan_expected, reference_score, wan_expected
 from comfyui_standin_models import HunyuanVideo, WanModel
-from comfyui_standins import BaseModel, ModelPatcher, attention_pytorch, flux_apply_rope
-from eav_kernels.comfyui import EnhanceSettings, enhance_model, parse_blocks
+from comfyui_standins import BaseModel, ModelPatcher, attention_pytorch
+from eav_kernels.comfyui import EnhanceSettings, parse_blocks
 from output_checks import assert_changed
-
-# latent [B, C, T, H, W] = [2, 4, 3, 6, 10]: F = 3 frames of S = 3 x 5 = 15 tokens (patch 1x2x2)
-FRAMES, SPATIAL = 3, 15
-TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}  # dtype noise of the outputs
-
-
-def latent(generator, batch=2, dtype=torch.float32, frames=FRAMES):
-    return torch.randn(batch, 4, frames, 6, 10, generator=generator).to(dtype)
-
-
-def text(generator, batch=2, dtype=torch.float32):
-    return torch.randn(batch, 5, 24, generator=generator).to(dtype)
-
-
-def patcher(model: torch.nn.Module, dtype=torch.float32) -> ModelPatcher:
-    return ModelPatcher(BaseModel(model.to(dtype)))
 
 
 def wan(seed=0, **kwargs) -> WanModel:
@@ -38,15 +23,6 @@ def wan(seed=0, **kwargs) -> WanModel:
 def hunyuan(seed=0) -> HunyuanVideo:
     torch.manual_seed(seed)
     return HunyuanVideo()
-
-
-def enhance(model: ModelPatcher, **settings) -> ModelPatcher:
-    return enhance_model(model, EnhanceSettings(**settings), apply_rope=flux_apply_rope)
-
-
-def assert_close(actual, expected):
-    tolerance = TOLERANCE[actual.dtype]
-    torch.testing.assert_close(actual, expected, rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -168,6 +144,20 @@ def test_an_attention_override_set_before_keeps_running(generator, family):
     assert_close(out, ModelPatcher(BaseModel(reference)).sample_call(x, 0.5, context))
 
 
+@pytest.mark.parametrize("placement", [AFTER, BEFORE])
+def test_wan_vace_hint_blocks_are_left_alone(generator, placement):
+    """VACE hint blocks call the same hook with the main block's index: not enhanced, and no score
+    of theirs reaches a later call (the same clone sampled inside, then outside the window)."""
+    model = patcher(wan(vace_layers=(0, 1)))
+    x, context = latent(generator), text(generator)
+    enhanced = enhance(model, placement=placement, start_percent=0.2, end_percent=0.6)
+    reference = ModelPatcher(BaseModel(wan_expected(model.model.diffusion_model, Expectation(placement=placement))))
+    for block in reference.model.diffusion_model.vace_blocks:
+        block.self_attn.reference = None
+    assert_close(enhanced.sample_call(x, 0.5, context), reference.sample_call(x, 0.5, context))
+    assert torch.equal(enhanced.sample_call(x, 0.9, context), model.sample_call(x, 0.9, context))
+
+
 def test_wan_extra_tokens_are_refused_with_the_numbers(generator):
     model = enhance(patcher(wan()))
     reference_latent = torch.randn(2, 4, 1, 6, 10, generator=generator)
@@ -212,9 +202,24 @@ def test_score_one_is_bit_identical_to_the_unpatched_model(generator, family, pl
     assert torch.equal(out, model.sample_call(x, 0.5, context))
 
 
-def test_a_model_whose_blocks_call_no_hook_raises(generator):
-    with pytest.raises(RuntimeError, match="no attention hook ran in this WanModel call"):
-        enhance(patcher(wan(depth=0))).sample_call(latent(generator), 0.5, text(generator))
+def test_a_block_that_would_not_call_the_hooks_is_refused():
+    model = wan()
+
+    class OtherSelfAttention(torch.nn.Module):
+        pass
+
+    model.blocks[1].self_attn = OtherSelfAttention()
+    with pytest.raises(TypeError, match="Wan: found a OtherSelfAttention where a WanSelfAttention"):
+        enhance(patcher(model))
+
+
+def test_a_cache_that_skips_the_model_call_inside_ours(generator):
+    """EasyCache applied after the node: its DIFFUSION_MODEL wrapper runs inside ours and may return
+    without calling the model; nothing runs, nothing is refused."""
+    enhanced = enhance(patcher(wan()))
+    cached = torch.randn(2, 45, 24, generator=generator)
+    enhanced.add_wrapper_with_key("diffusion_model", "easycache", lambda executor, *args, **kwargs: cached)
+    assert enhanced.sample_call(latent(generator), 0.5, text(generator)) is cached
 
 
 def test_unknown_and_refused_models(generator):

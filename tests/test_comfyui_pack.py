@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfyui_api_standin import ComfyExtension, comfy_api_modules
+from comfyui_api_standin import ComfyExtension, stand_in_comfy_api
 from comfyui_standin_models import WanModel
 from comfyui_standins import BaseModel, ModelPatcher
 from eav_kernels.comfyui import AFTER_PROJECTION, EnhanceSettings, enhance_model
@@ -27,12 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def comfy_api(monkeypatch):
-    """``comfy_api.latest`` stood in, and the node module imported afresh against it."""
-    for name, module in comfy_api_modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.delitem(sys.modules, "eav_kernels.comfyui.node", raising=False)
-    yield sys.modules["comfy_api.latest"]
-    sys.modules.pop("eav_kernels.comfyui.node", None)
+    yield from stand_in_comfy_api(monkeypatch)
 
 
 def load_like_comfyui(module_path: str, monkeypatch):

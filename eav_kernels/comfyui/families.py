@@ -1,9 +1,9 @@
 """Which native ComfyUI video models the node enhances, and how each is patched.
 
 A family is found by the class name of the model's ``diffusion_model`` (subclasses match too, in
-method resolution order). Each installer adds its hooks to the clone through ComfyUI's official
-extension points only (``set_model_attn1_patch``, ``set_model_attn1_output_patch``,
-``add_object_patch``).
+method resolution order; a refused class wins over the family of its base). Each installer adds
+its hooks to the clone through ComfyUI's official extension points only and may return a
+``CallCheck`` that the per-call wrapper runs.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from typing import Any, Callable
 
 import torch
 
-from .flux_streams import FluxStreamLayout, RopeFunction, flux_stream_output_patch, flux_stream_patches
-from .projection import PendingScores, ScaledProjection
-from .settings import AFTER_PROJECTION, EnhanceSettings
-from .wan import wan_patch
+from .flux_streams import RopeFunction
+from .forward import CallCheck
+from .hook_families import install_hunyuan_video, install_wan
+from .override_families import install_cogvideox, install_cosmos, install_kandinsky5, install_ltxv
+from .projection import PendingScores
+from .settings import EnhanceSettings
 
-# (clone, diffusion_model, settings, pending, rope) -> None
-Installer = Callable[[Any, torch.nn.Module, EnhanceSettings, PendingScores, RopeFunction], None]
+# (clone, diffusion_model, settings, pending, rope) -> CallCheck | None
+Installer = Callable[[Any, torch.nn.Module, EnhanceSettings, PendingScores, RopeFunction], "CallCheck | None"]
 
 
 @dataclass(frozen=True)
@@ -29,44 +31,23 @@ class Family:
     install: Installer
 
 
-def _install_wan(clone: Any, model: torch.nn.Module, settings: EnhanceSettings, pending: PendingScores,
-                 rope: RopeFunction) -> None:
-    settings.check_blocks(len(model.blocks), "Wan blocks")
-    clone.set_model_attn1_patch(wan_patch(settings, pending))
-    if settings.placement == AFTER_PROJECTION:
-        for index in range(len(model.blocks)):
-            if settings.selects(index):
-                wrap_projection(clone, f"diffusion_model.blocks.{index}.self_attn.o", pending, index)
-
-
-def _install_hunyuan_video(clone: Any, model: torch.nn.Module, settings: EnhanceSettings,
-                           pending: PendingScores, rope: RopeFunction) -> None:
-    doubles, singles = len(model.double_blocks), len(model.single_blocks)
-    settings.check_blocks(doubles + singles, f"{doubles} double-stream blocks first, then {singles} single-stream")
-    layout = FluxStreamLayout(doubles, model.patch_size)
-    clone.set_model_attn1_patch(flux_stream_patches(settings, layout, pending, rope))
-    clone.set_model_attn1_output_patch(flux_stream_output_patch)
-    if settings.placement == AFTER_PROJECTION:
-        for index in range(doubles):
-            if settings.selects(index):
-                wrap_projection(clone, f"diffusion_model.double_blocks.{index}.img_attn.proj", pending, index)
-
-
-def wrap_projection(clone: Any, module_name: str, pending: PendingScores, block: int) -> None:
-    """Install ``ScaledProjection`` as ``module_name``'s forward on ``clone`` (an object patch:
-    applied while the clone runs, restored after; chained to an earlier patch of that forward)."""
-    name = f"{module_name}.forward"
-    clone.add_object_patch(name, ScaledProjection(clone.get_model_object(name), pending, block))
-
-
 FAMILIES = (
-    Family("Wan 2.1 / 2.2", ("WanModel",), _install_wan),
-    Family("HunyuanVideo 1.0 / 1.5", ("HunyuanVideo",), _install_hunyuan_video),
+    Family("Wan 2.1 / 2.2", ("WanModel",), install_wan),
+    Family("HunyuanVideo 1.0 / 1.5", ("HunyuanVideo",), install_hunyuan_video),
+    Family("LTXV", ("LTXVModel",), install_ltxv),
+    Family("Cosmos 1 / Predict2", ("GeneralDIT", "MiniTrainDIT"), install_cosmos),
+    Family("CogVideoX", ("CogVideoXTransformer3DModel",), install_cogvideox),
+    Family("Kandinsky 5", ("Kandinsky5",), install_kandinsky5),
 )
 
 REFUSED = {
     "CausalWanModel": "its causal self-attention calls no attn1_patch and generates frames block by "
     "block from a cache, where the cross-frame intensity of one call is not the video's",
+    "LTXAVModel": "LTX-2 packs audio and video latents into one call; its video stream's token layout "
+    "is not read by this node",
+    "AsymmDiTJoint": "Mochi RMS-normalises each block's attention branch before the residual add, which "
+    "removes a score applied to the attention output or its projection, and ComfyUI offers no hook "
+    "after that norm",
 }
 
 

@@ -68,7 +68,6 @@ class FluxStreamAttentionPatch:
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pe: Any = None,
                  attn_mask: Any = None, extra_options: dict | None = None) -> dict[str, Any]:
         info = forward_info(extra_options)
-        info.hook_calls += 1
         block = self.layout.block_number(extra_options)
         if not info.active or not self.settings.selects(block):
             return {}

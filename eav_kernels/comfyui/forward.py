@@ -3,61 +3,70 @@
 A ``DIFFUSION_MODEL`` wrapper (``ModelPatcher.add_wrapper_with_key``) records, at every call, the
 latent grid the model got and whether the step is inside the schedule window, into that call's
 own ``transformer_options`` (ComfyUI builds a fresh dict per call; the hooks receive it, or a copy
-of it, so nothing is kept between calls and nothing lives on a module). The hooks count how often
-they ran; a call in the window in which none ran raises: nothing is ever silently left unenhanced.
+of it, so nothing is kept between calls and nothing lives on a module). A family may check the
+call first (``CallCheck``: refuse a mode it cannot enhance, or an attention override another node
+put in place of ours). A cache that skips the model call (EasyCache) skips the hooks with it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
 
+from .projection import PendingScores
 from .window import ScheduleWindow
 
 FORWARD_KEY = "enhance_a_video"  # the transformer_options entry holding this call's ForwardInfo
+
+# (transformer_options, the diffusion model's args, kwargs) -> None; raises to refuse the call
+CallCheck = Callable[[dict, tuple, dict], None]
 
 
 @dataclass
 class ForwardInfo:
     """One diffusion-model call. ``latent_grid``: ``(T, H, W)`` of the latent ``[B, C, T, H, W]``
     the model got (``None`` for a latent of another rank); ``active``: inside the window;
-    ``hook_calls``: attention hooks that ran in this call (one counter per call)."""
+    ``video_attention_calls``: video self-attention calls seen so far in this call (the block
+    number where the model does not say it); ``blocks_seen``: the block numbers whose attention
+    hook already ran in this call (a second call with the same number is not the block's own:
+    Wan VACE's hint blocks reuse the ``block_index`` of the block they follow)."""
 
     latent_grid: tuple[int, int, int] | None
     active: bool
-    hook_calls: int = 0
+    video_attention_calls: int = 0
+    blocks_seen: set = field(default_factory=set)
+
+    def first_call_of(self, block: int) -> bool:
+        """Whether this is the first hook call of ``block`` in this model call (and record it)."""
+        first = block not in self.blocks_seen
+        self.blocks_seen.add(block)
+        return first
 
 
 class ForwardRecorder:
     """The ``DIFFUSION_MODEL`` wrapper: ``(executor, *args, **kwargs)`` as ComfyUI calls wrappers.
+    ``pending``: the clone's scores on their way to the output projections, emptied at every call
+    (a score never outlives the model call that computed it)."""
 
-    ``model_name``: the diffusion model's class name, for the message of a call that saw no hook.
-    """
-
-    def __init__(self, window: ScheduleWindow, model_name: str):
-        self.window, self.model_name = window, model_name
+    def __init__(self, window: ScheduleWindow, pending: PendingScores, check: CallCheck | None = None):
+        self.window, self.pending, self.check = window, pending, check
 
     def __call__(self, executor: Callable, *args: Any, **kwargs: Any) -> Any:
         latent = args[0] if args else kwargs.get("x")  # [B, C, T, H, W]
         transformer_options = find_transformer_options(args, kwargs)
+        if self.check is not None:
+            self.check(transformer_options, args, kwargs)
         grid = tuple(latent.shape[2:]) if isinstance(latent, torch.Tensor) and latent.dim() == 5 else None
-        info = ForwardInfo(grid, self.window.contains(transformer_options.get("sigmas")))
-        transformer_options[FORWARD_KEY] = info
-        output = executor(*args, **kwargs)
-        if info.active and info.hook_calls == 0:
-            raise RuntimeError(
-                f"Enhance-A-Video: no attention hook ran in this {self.model_name} call (latent grid "
-                f"{grid}); its self-attention does not call the hooks the node installed, so nothing "
-                "was enhanced"
-            )
-        return output
+        transformer_options[FORWARD_KEY] = ForwardInfo(grid, self.window.contains(transformer_options.get("sigmas")))
+        self.pending.clear()
+        return executor(*args, **kwargs)
 
 
 def find_transformer_options(args: tuple, kwargs: Mapping[str, Any]) -> dict:
     """The ``transformer_options`` dict of a diffusion model call (every native video model takes
-    it as its last positional argument or as a keyword)."""
+    it as its last positional dict or as a keyword)."""
     if "transformer_options" in kwargs:
         return kwargs["transformer_options"]
     for value in reversed(args):

@@ -24,9 +24,9 @@ class VideoLayout:
 
 
 def patched_grid(latent_grid: Sequence[int], patch_size: Sequence[int]) -> tuple[int, int, int]:
-    """``(F, H', W')`` tokens of a ``(T, H, W)`` latent cut into ``patch_size`` patches (stride =
-    kernel, as the models' patch embeddings do: trailing remainders are dropped)."""
-    return tuple(int(size) // int(patch) for size, patch in zip(latent_grid, patch_size))
+    """``(F, H', W')`` tokens of a ``(T, H, W)`` latent cut into ``patch_size`` patches (the models
+    pad the latent to whole patches first: ``pad_to_patch_size``)."""
+    return tuple(-(-int(size) // int(patch)) for size, patch in zip(latent_grid, patch_size))
 
 
 def wan_layout(sequence_length: int, transformer_options: Mapping[str, Any]) -> VideoLayout:
@@ -50,16 +50,16 @@ def joint_layout(family: str, video_slice: Sequence[int], grid: tuple[int, int, 
     expected = frames * spatial
     if stop - start == expected or (conditioning_before and stop - start > expected):
         return VideoLayout(frames, spatial, slice(stop - expected, stop))
-    raise _token_count_error(family, stop - start, frames, spatial)
+    raise token_count_error(family, stop - start, frames, spatial)
 
 
 def _whole_sequence(family: str, sequence_length: int, frames: int, spatial: int) -> VideoLayout:
     if sequence_length != frames * spatial:
-        raise _token_count_error(family, sequence_length, frames, spatial)
+        raise token_count_error(family, sequence_length, frames, spatial)
     return VideoLayout(frames, spatial, slice(0, sequence_length))
 
 
-def _token_count_error(family: str, tokens: int, frames: int, spatial: int) -> ValueError:
+def token_count_error(family: str, tokens: int, frames: int, spatial: int) -> ValueError:
     return ValueError(
         f"{family} self-attention got {tokens} image tokens, but the latent gives F={frames} frames of "
         f"S={spatial} tokens = {frames * spatial}: {tokens - frames * spatial} extra tokens (reference "

@@ -28,7 +28,7 @@ def enhance_model(model: Any, settings: EnhanceSettings, *, apply_rope: RopeFunc
     window = ScheduleWindow.from_percents(model.get_model_object("model_sampling"),
                                           settings.start_percent, settings.end_percent)
     clone = model.clone()
-    family.install(clone, diffusion_model, settings, PendingScores(), apply_rope)
-    clone.add_wrapper_with_key(DIFFUSION_MODEL_WRAPPER, WRAPPER_KEY,
-                               ForwardRecorder(window, type(diffusion_model).__name__))
+    pending = PendingScores()
+    check = family.install(clone, diffusion_model, settings, pending, apply_rope)
+    clone.add_wrapper_with_key(DIFFUSION_MODEL_WRAPPER, WRAPPER_KEY, ForwardRecorder(window, pending, check))
     return clone

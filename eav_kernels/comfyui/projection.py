@@ -32,20 +32,27 @@ class PendingScores:
     def take(self, block: Hashable) -> tuple[torch.Tensor, slice] | None:
         return self._scores.pop(block, None)
 
+    def clear(self) -> None:
+        self._scores.clear()
+
 
 class ScaledProjection:
     """``forward`` of one output projection: the original forward, then its video rows times the
-    score its block's attention hook left in ``pending`` (none left: the output as it is)."""
+    score its block's attention hook left in ``pending`` (none left: the output as it is).
+    ``sequence_first``: the projection runs on ``[N, B, C]`` (Cosmos 1), else ``[B, N, C]``."""
 
     def __init__(self, original_forward: Callable[..., torch.Tensor], pending: PendingScores,
-                 block: Hashable):
+                 block: Hashable, sequence_first: bool = False):
         self.original_forward, self.pending, self.block = original_forward, pending, block
+        self.sequence_first = sequence_first
 
-    def __call__(self, hidden: torch.Tensor,  # [B, N, C_in]
+    def __call__(self, hidden: torch.Tensor,  # [B, N, C_in] ([N, B, C_in] sequence_first)
                  *args: Any, **kwargs: Any) -> torch.Tensor:
         output = self.original_forward(hidden, *args, **kwargs)  # [B, N, C_out]
         entry = self.pending.take(self.block)
         if entry is None:
             return output
         score, rows = entry
+        if self.sequence_first:
+            return scale_rows(output.transpose(0, 1), score, rows).transpose(0, 1)
         return scale_rows(output, score, rows)

@@ -4,7 +4,9 @@ ComfyUI calls each ``attn1_patch`` with ``{"x", "q", "k", "transformer_options"}
 attention and before the output projection ``self.o``: ``q`` and ``k`` are ``[B, L, heads,
 head_dim]`` after RoPE, exactly what attention got; ``x`` is the attention output ``[B, L, C]``;
 ``transformer_options["grid_sizes"]`` is ``(F, H, W)`` after patching and ``["block_index"]`` the
-block. Every token is video (text is in cross-attention).
+block. Every token is video (text is in cross-attention). Wan VACE's hint blocks run their own
+self-attention (same hook) after the main block with the same ``block_index``: only the first
+call of a block number in a model call is the main block's, and only it is enhanced.
 """
 
 from __future__ import annotations
@@ -31,10 +33,9 @@ class WanAttentionPatch:
         x = args["x"]  # [B, L, C] attention output
         transformer_options = args["transformer_options"]
         info = forward_info(transformer_options)
-        info.hook_calls += 1
         block = transformer_options["block_index"]
-        if not info.active or not self.settings.selects(block):
-            return x
+        if not info.first_call_of(block) or not info.active or not self.settings.selects(block):
+            return x  # a second call of the block number: a VACE hint block, left alone
         query, key = args["q"].transpose(1, 2), args["k"].transpose(1, 2)  # [B, heads, L, head_dim]
         layout = wan_layout(query.shape[2], transformer_options)
         score = call_score(query, key, layout, self.settings, transformer_options.get("cond_or_uncond"))

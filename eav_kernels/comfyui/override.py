@@ -1,0 +1,117 @@
+"""``EnhanceAttentionOverride``: for the families whose hooks never see q and k (LTXV, Cosmos,
+CogVideoX, Kandinsky 5), ComfyUI's ``transformer_options["optimized_attention_override"]``.
+
+ComfyUI calls the override for every attention of the model as ``override(attention_function,
+q, k, v, heads, **kwargs)`` (``heads`` positional or keyword; q/k/v ``[B, L, heads*D]``, or
+``[B, heads, L, D]`` with ``skip_reshape=True``; the output ``[B, L, heads*D]``, or
+``[B, heads, L, D]`` with ``skip_output_reshape=True``). An override that was already set (a Sage
+or Flash attention node) is kept and called for every attention: ours measures and scales, the
+previous one computes. A video self-attention is a call whose q and k have the same shape and
+whose token count is the video's ``F * S`` (plus text first, for joint attention). Blocks are
+numbered by ``transformer_options["block_index"]`` where the model sets it, else by the order of
+the video self-attention calls in the model call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .forward import forward_info
+from .layout import VideoLayout, patched_grid, token_count_error
+from .projection import PendingScores
+from .scoring import call_score, scale_rows
+from .settings import EnhanceSettings
+
+PROJECTION_SLOT = "attention"  # one pending score: each projection directly follows its attention
+
+
+@dataclass(frozen=True)
+class OverrideLayout:
+    """One family's video self-attention: ``text_first`` (joint ``[text | video]``, else video
+    only), ``patch_size`` ``(t, h, w)``, ``block_count``, and whether calls without a
+    ``block_index`` are outside the video blocks (``needs_block_index``: Kandinsky 5's text blocks)."""
+
+    family: str
+    text_first: bool
+    patch_size: tuple[int, int, int]
+    block_count: int
+    needs_block_index: bool = False
+
+    def video(self, tokens: int, grid: tuple[int, int, int]) -> VideoLayout:
+        frames, height, width = patched_grid(grid, self.patch_size)
+        expected = frames * height * width
+        if tokens == expected or (self.text_first and tokens > expected):
+            return VideoLayout(frames, height * width, slice(tokens - expected, tokens))
+        raise token_count_error(self.family, tokens, frames, height * width)
+
+
+class EnhanceAttentionOverride:
+    """The override (see the module docstring). ``previous``: the override it replaces, called
+    in its place; ``pending``: where the paper's placement leaves the score for the output
+    projection (``None``: the attention output is scaled here)."""
+
+    def __init__(self, previous: Callable | None, layout: OverrideLayout, settings: EnhanceSettings,
+                 pending: PendingScores | None):
+        self.previous, self.layout, self.settings, self.pending = previous, layout, settings, pending
+
+    def __call__(self, attention_function: Callable, *args: Any, **kwargs: Any) -> Any:
+        enhancement = self._enhancement(args, kwargs)
+        if self.previous is not None:
+            out = self.previous(attention_function, *args, **kwargs)
+        else:
+            out = attention_function(*args, **kwargs)
+        if enhancement is None:
+            return out
+        score, rows = enhancement
+        if self.pending is not None:
+            self.pending.put(PROJECTION_SLOT, score, rows)
+            return out
+        if kwargs.get("skip_output_reshape", False):  # [B, heads, L, D]
+            return scale_rows(out.transpose(1, 2), score, rows).transpose(1, 2)
+        return scale_rows(out, score, rows)  # [B, L, heads*D]
+
+    def _enhancement(self, args: tuple, kwargs: dict) -> tuple[torch.Tensor, slice] | None:
+        """``(score, video rows)`` of a video self-attention in the window, else ``None``."""
+        transformer_options = kwargs.get("transformer_options") or {}
+        query, key = args[0], args[1]
+        if query.shape != key.shape or (self.layout.needs_block_index and "block_index" not in transformer_options):
+            return None
+        info = forward_info(transformer_options)
+        if info.latent_grid is None:
+            raise ValueError(f"{self.layout.family}: the diffusion model got no [B, C, T, H, W] video latent")
+        heads = args[3] if len(args) > 3 else kwargs["heads"]
+        if not kwargs.get("skip_reshape", False):  # [B, L, heads*D] -> [B, heads, L, D] views
+            query, key = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (query, key))
+        video = self.layout.video(query.shape[2], info.latent_grid)
+        block = self._block(transformer_options, info)
+        if not info.active or not self.settings.selects(block):
+            return None
+        return call_score(query, key, video, self.settings, transformer_options.get("cond_or_uncond")), video.video
+
+    def _block(self, transformer_options: dict, info: Any) -> int:
+        info.video_attention_calls += 1
+        if info.video_attention_calls > self.layout.block_count:
+            raise ValueError(
+                f"{self.layout.family}: {info.video_attention_calls} video self-attention calls in one model "
+                f"call of {self.layout.block_count} blocks: a cross-attention whose text is as long as the "
+                "video's tokens cannot be told apart from the self-attention; refused"
+            )
+        return int(transformer_options.get("block_index", info.video_attention_calls - 1))
+
+
+def attention_override_check(override: EnhanceAttentionOverride) -> Callable[[dict, tuple, dict], None]:
+    """A ``CallCheck``: the model call must still run our override (a node applied after this one
+    may have replaced it)."""
+
+    def check(transformer_options: dict, args: tuple, kwargs: dict) -> None:
+        if transformer_options.get("optimized_attention_override") is not override:
+            raise RuntimeError(
+                f"Enhance-A-Video on {override.layout.family} works through the attention override, and a "
+                "node applied after it replaced that override. Apply Enhance-A-Video after attention nodes "
+                "(Sage, Flash, ...): it keeps theirs and calls it"
+            )
+
+    return check
