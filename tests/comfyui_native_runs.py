@@ -11,19 +11,26 @@ import torch
 
 from comfyui_native_models import (COGVIDEOX, COSMOS, COSMOS_PREDICT2, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, KANDINSKY5,
                                    LTXV, MOCHI, WAN21, WAN21_VACE, WAN22, TinyVideoModel, sample)
-from comfyui_native_reference import (WAN_PLACEMENT, ReferencePlacement, ReferenceSettings, hunyuan_video_placement,
-                                      reference_enhancement)
+from comfyui_native_reference import (COSMOS_PLACEMENT, COSMOS_PREDICT2_PLACEMENT, KANDINSKY5_PLACEMENT, LTXV_PLACEMENT,
+                                      WAN_PLACEMENT, ReferencePlacement, ReferenceSettings, cogvideox_placement,
+                                      hunyuan_video_placement, reference_enhancement)
 from eav_kernels.comfyui.node import EnhanceAVideo
 from eav_kernels.comfyui.settings import AFTER_PROJECTION
 
-ENHANCED = [WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15]
-NOT_ENHANCED = [LTXV, MOCHI, COSMOS, COSMOS_PREDICT2, COGVIDEOX, KANDINSKY5]
+ENHANCED = [WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
+            KANDINSKY5]
+NOT_ENHANCED = [MOCHI]
 
 
 def placement_of(model: TinyVideoModel) -> ReferencePlacement:
     if model.config_class.startswith("WAN"):
         return WAN_PLACEMENT
-    return hunyuan_video_placement(model.unet_config["depth"])
+    if model.config_class.startswith("Hunyuan"):
+        return hunyuan_video_placement(model.unet_config["depth"], model.text_tokens)
+    if model is COGVIDEOX:
+        return cogvideox_placement(model.text_tokens)
+    return {LTXV.name: LTXV_PLACEMENT, COSMOS.name: COSMOS_PLACEMENT, COSMOS_PREDICT2.name: COSMOS_PREDICT2_PLACEMENT,
+            KANDINSKY5.name: KANDINSKY5_PLACEMENT}[model.name]
 
 
 def enhanced(patcher: Any, weight: float = 4.0, start_percent: float = 0.0, end_percent: float = 1.0,
@@ -38,7 +45,6 @@ def reference_sample(model: TinyVideoModel, settings: ReferenceSettings = Refere
                      steps: int = 2, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The reference's sample on a model of ``dtype``; ``around``: applied to the reference-enhanced
     model (another node)."""
-    text_tokens = 0 if model.config_class.startswith("WAN") else model.text_tokens  # HunyuanVideo: text first
-    with reference_enhancement(model.build(dtype=dtype), placement_of(model), text_tokens, model.tokens_per_frame,
-                               settings, scores) as patched:
+    with reference_enhancement(model.build(dtype=dtype), placement_of(model), model.tokens_per_frame, settings,
+                               scores) as patched:
         return sample(around(patched), model, steps=steps)
