@@ -55,8 +55,7 @@ def skip_without_comfyui() -> None:
 @dataclass(frozen=True)
 class TinyVideoModel:
     """One native family, tiny. ``config``: the ``comfy.supported_models`` class name and its unet
-    config; ``latent``: ``[B, C, T, H, W]``; ``patch``: the model's ``(t, h, w)`` patch, so that a
-    frame is ``(H / h) * (W / w)`` tokens; ``text_tokens``/``text_dim``:
+    config; ``latent``: ``[B, C, T, H, W]``; ``patch``: the model's ``(t, h, w)`` patch; ``text_tokens``/``text_dim``:
     the conditioning ``[1, text_tokens, text_dim]``; ``extra``: its other conditioning entries."""
 
     name: str
@@ -70,7 +69,8 @@ class TinyVideoModel:
 
     @property
     def tokens_per_frame(self) -> int:
-        return (self.latent[3] // self.patch[1]) * (self.latent[4] // self.patch[2])
+        """The models pad the latent to whole patches: ``ceil(H / h) * ceil(W / w)``."""
+        return -(-self.latent[3] // self.patch[1]) * -(-self.latent[4] // self.patch[2])
 
     def build(self, seed: int = 0, dtype: torch.dtype = torch.float32) -> Any:
         """A ``ModelPatcher`` over a fresh model of this family on CPU: seeded random weights,

@@ -27,7 +27,7 @@ def placement_of(model: TinyVideoModel) -> ReferencePlacement:
         return WAN_PLACEMENT
     if model.config_class.startswith("Hunyuan"):
         return hunyuan_video_placement(model.unet_config["depth"], model.text_tokens)
-    if model is COGVIDEOX:
+    if model.name == COGVIDEOX.name:
         return cogvideox_placement(model.text_tokens)
     return {LTXV.name: LTXV_PLACEMENT, COSMOS.name: COSMOS_PLACEMENT, COSMOS_PREDICT2.name: COSMOS_PREDICT2_PLACEMENT,
             KANDINSKY5.name: KANDINSKY5_PLACEMENT}[model.name]

@@ -19,7 +19,8 @@ from comfyui_native_models import skip_without_comfyui
 
 skip_without_comfyui()
 
-from comfyui_native_models import HUNYUAN_VIDEO, WAN21, WAN21_VACE, TinyVideoModel, sample  # noqa: E402
+from comfyui_native_models import (COGVIDEOX, COSMOS_PREDICT2, HUNYUAN_VIDEO, LTXV, WAN21, WAN21_VACE,  # noqa: E402
+                                   TinyVideoModel, sample)
 from comfyui_native_reference import ReferenceSettings, check_against_reference  # noqa: E402
 from comfyui_native_runs import ENHANCED, NOT_ENHANCED, enhanced, reference_sample  # noqa: E402
 
@@ -49,6 +50,21 @@ def test_node_matches_the_float64_reference(model: TinyVideoModel):
 def test_node_matches_the_float64_reference_in_bfloat16(model: TinyVideoModel):
     """bf16 weights, as the released checkpoints: the score multiplies in float32, rounded once."""
     check_node(model, {}, ReferenceSettings(), dtype=torch.bfloat16)
+
+
+COGVIDEOX_15 = dataclasses.replace(COGVIDEOX, unet_config=dict(COGVIDEOX.unet_config, patch_size_t=2), patch=(2, 2, 2))
+ODD_SIZES = {  # latents the models pad to whole patches
+    "wan2.1-3x7x9": dataclasses.replace(WAN21, latent=(1, 16, 3, 7, 9)),
+    "cosmos_predict2-3x7x9": dataclasses.replace(COSMOS_PREDICT2, latent=(1, 16, 3, 7, 9)),
+    "cogvideox-3x7x9": dataclasses.replace(COGVIDEOX, latent=(1, 16, 3, 7, 9)),
+    "cogvideox1.5-5x8x8": dataclasses.replace(COGVIDEOX_15, latent=(1, 16, 5, 8, 8)),  # 3 frames of 2
+    "ltxv-3x5x7": dataclasses.replace(LTXV, latent=(1, 128, 3, 5, 7)),
+}
+
+
+@pytest.mark.parametrize("model", ODD_SIZES.values(), ids=ODD_SIZES.keys())
+def test_node_matches_the_float64_reference_at_odd_sizes(model: TinyVideoModel):
+    check_node(model, {}, ReferenceSettings())
 
 
 # HunyuanVideo's blocks in model order: double-stream 0, 1, then single-stream 2, 3.
