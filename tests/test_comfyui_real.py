@@ -126,6 +126,22 @@ def test_wan_tokens_the_node_cannot_place_are_refused_with_the_numbers(extra: st
         sample(enhanced(model.build()), model)
 
 
+def test_ltxv_with_a_guide_frame_is_refused_with_the_count():
+    """LTXVAddGuide appends a guide frame's tokens to the video (``keyframe_idxs``); the model
+    samples with it, the node refuses the call."""
+    from comfy_extras.nodes_lt import LTXVAddGuide
+
+    guide = torch.randn(1, 128, 1, 4, 4, generator=torch.Generator().manual_seed(5))
+    keyframes = LTXVAddGuide.add_keyframe_index([[torch.zeros(1, 8, 16), {}]], 0, guide, (8, 32, 32))[0][1]
+    kept = torch.cat([torch.ones(1, 1, 3, 4, 4), torch.zeros(1, 1, 1, 4, 4)], dim=2)  # the guide frame is kept
+    model = dataclasses.replace(LTXV, latent=(1, 128, 4, 4, 4), extra=lambda: {
+        "attention_mask": torch.ones(1, 8, dtype=torch.long), "keyframe_idxs": keyframes["keyframe_idxs"],
+        "concat_mask": kept})
+    assert torch.isfinite(sample(model.build(), model)).all()
+    with pytest.raises(ValueError, match="16 guide / keyframe tokens"):
+        sample(enhanced(model.build()), model)
+
+
 @pytest.mark.parametrize("model", NOT_ENHANCED, ids=[m.name for m in NOT_ENHANCED])
 def test_families_the_node_refuses_are_refused_by_name(model: TinyVideoModel):
     """Built tiny and sampled for real (the model works); the node refuses it with its class name
