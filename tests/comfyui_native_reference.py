@@ -70,7 +70,8 @@ class ReferencePlacement:
     multiplies the attention output instead (HunyuanVideo's single-stream blocks);
     ``indexed``: the family's video blocks set ``block_index`` (calls without it are text
     encoders' self-attention); ``number``: ``(block_type, block_index)`` -> the block's number in
-    model order (``blocks`` settings), ``None`` where the family numbers blocks by call order.
+    model order (``blocks`` settings); families without ``block_index`` are numbered by call order,
+    ``blocks`` self-attentions per model call.
     ``text_tokens``: joint text tokens before the video in each self-attention."""
 
     projections: str
@@ -78,19 +79,30 @@ class ReferencePlacement:
     attention_output: Callable[[str | None], bool] = lambda block_type: False
     indexed: bool = False
     number: Callable[[str | None, int], int] | None = None
+    blocks: int = 0
     text_tokens: int = 0
 
 
-WAN_PLACEMENT = ReferencePlacement(r"blocks\.\d+\.self_attn\.o", indexed=True,
-                                   number=lambda block_type, index: index)
-LTXV_PLACEMENT = ReferencePlacement(r"transformer_blocks\.\d+\.attn1\.to_out\.0")
-COSMOS_PLACEMENT = ReferencePlacement(r"blocks\.block\d+\.blocks\.0\.block\.attn\.to_out\.0", token_dim=0)
-COSMOS_PREDICT2_PLACEMENT = ReferencePlacement(r"blocks\.\d+\.self_attn\.output_proj", indexed=True)
-KANDINSKY5_PLACEMENT = ReferencePlacement(r"visual_transformer_blocks\.\d+\.self_attention\.out_layer", indexed=True)
+def _by_index(block_type: str | None, index: int) -> int:
+    return index
 
 
-def cogvideox_placement(text_tokens: int) -> ReferencePlacement:
-    return ReferencePlacement(r"blocks\.\d+\.attn_out", text_tokens=text_tokens)
+WAN_PLACEMENT = ReferencePlacement(r"blocks\.\d+\.self_attn\.o", indexed=True, number=_by_index)
+COSMOS_PREDICT2_PLACEMENT = ReferencePlacement(r"blocks\.\d+\.self_attn\.output_proj", indexed=True, number=_by_index)
+KANDINSKY5_PLACEMENT = ReferencePlacement(r"visual_transformer_blocks\.\d+\.self_attention\.out_layer", indexed=True,
+                                          number=_by_index)
+
+
+def ltxv_placement(blocks: int) -> ReferencePlacement:
+    return ReferencePlacement(r"transformer_blocks\.\d+\.attn1\.to_out\.0", blocks=blocks)
+
+
+def cosmos_placement(blocks: int) -> ReferencePlacement:
+    return ReferencePlacement(r"blocks\.block\d+\.blocks\.0\.block\.attn\.to_out\.0", token_dim=0, blocks=blocks)
+
+
+def cogvideox_placement(blocks: int, text_tokens: int) -> ReferencePlacement:
+    return ReferencePlacement(r"blocks\.\d+\.attn_out", blocks=blocks, text_tokens=text_tokens)
 
 
 def hunyuan_video_placement(double_blocks: int, text_tokens: int) -> ReferencePlacement:
@@ -127,11 +139,10 @@ def reference_enhancement(patcher: Any, placement: ReferencePlacement, tokens_pe
     hooks are removed on exit). Each video self-attention holds the placement's text tokens first,
     then the video: as many frames of ``tokens_per_frame`` tokens as the call has (a context window
     has fewer than the latent). ``scores`` collects every score applied."""
-    if settings.blocks is not None and placement.number is None:
-        raise ValueError("this reference numbers no blocks of a family without block_index")
     sampling = patcher.get_model_object("model_sampling")
     sigma_high, sigma_low = (sampling.percent_to_sigma(percent) for percent in settings.window)
     pending: list[tuple[int, torch.Tensor] | None] = [None]  # the last self-attention's (video rows, score)
+    calls = [0]  # video self-attentions so far (call-order numbering)
 
     def override(attention: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:
         query, key = args[0], args[1]
@@ -141,9 +152,12 @@ def reference_enhancement(patcher: Any, placement: ReferencePlacement, tokens_pe
             return output  # cross-attention, or a text encoder's self-attention
         pending[0] = None
         block_type = options.get("block_type")
+        if placement.number is not None:
+            number = placement.number(block_type, options["block_index"])
+        else:
+            number, calls[0] = calls[0] % placement.blocks, calls[0] + 1
         sigma = float(options["sigmas"].max())
-        if not sigma_low <= sigma <= sigma_high or (
-                settings.blocks is not None and placement.number(block_type, options["block_index"]) not in settings.blocks):
+        if not sigma_low <= sigma <= sigma_high or (settings.blocks is not None and number not in settings.blocks):
             return output
         heads = args[3] if len(args) > 3 else kwargs["heads"]
         skip = kwargs.get("skip_reshape", False)

@@ -11,9 +11,9 @@ import torch
 
 from comfyui_native_models import (COGVIDEOX, COSMOS, COSMOS_PREDICT2, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, KANDINSKY5,
                                    LTXV, MOCHI, WAN21, WAN21_VACE, WAN22, TinyVideoModel, sample)
-from comfyui_native_reference import (COSMOS_PLACEMENT, COSMOS_PREDICT2_PLACEMENT, KANDINSKY5_PLACEMENT, LTXV_PLACEMENT,
-                                      WAN_PLACEMENT, ReferencePlacement, ReferenceSettings, cogvideox_placement,
-                                      hunyuan_video_placement, reference_enhancement)
+from comfyui_native_reference import (COSMOS_PREDICT2_PLACEMENT, KANDINSKY5_PLACEMENT, WAN_PLACEMENT, ReferencePlacement,
+                                      ReferenceSettings, cogvideox_placement, cosmos_placement, hunyuan_video_placement,
+                                      ltxv_placement, reference_enhancement)
 from eav_kernels.comfyui.node import EnhanceAVideo
 from eav_kernels.comfyui.settings import AFTER_PROJECTION
 
@@ -28,9 +28,12 @@ def placement_of(model: TinyVideoModel) -> ReferencePlacement:
     if model.config_class.startswith("Hunyuan"):
         return hunyuan_video_placement(model.unet_config["depth"], model.text_tokens)
     if model.name == COGVIDEOX.name:
-        return cogvideox_placement(model.text_tokens)
-    return {LTXV.name: LTXV_PLACEMENT, COSMOS.name: COSMOS_PLACEMENT, COSMOS_PREDICT2.name: COSMOS_PREDICT2_PLACEMENT,
-            KANDINSKY5.name: KANDINSKY5_PLACEMENT}[model.name]
+        return cogvideox_placement(model.unet_config["num_layers"], model.text_tokens)
+    if model.name == LTXV.name:
+        return ltxv_placement(model.unet_config["num_layers"])
+    if model.name == COSMOS.name:
+        return cosmos_placement(model.unet_config["num_blocks"])
+    return {COSMOS_PREDICT2.name: COSMOS_PREDICT2_PLACEMENT, KANDINSKY5.name: KANDINSKY5_PLACEMENT}[model.name]
 
 
 def enhanced(patcher: Any, weight: float = 4.0, start_percent: float = 0.0, end_percent: float = 1.0,

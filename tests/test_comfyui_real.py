@@ -19,8 +19,8 @@ from comfyui_native_models import skip_without_comfyui
 
 skip_without_comfyui()
 
-from comfyui_native_models import (COGVIDEOX, COSMOS_PREDICT2, HUNYUAN_VIDEO, LTXV, WAN21, WAN21_VACE,  # noqa: E402
-                                   TinyVideoModel, sample)
+from comfyui_native_models import (COGVIDEOX, COSMOS, COSMOS_PREDICT2, HUNYUAN_VIDEO, KANDINSKY5, LTXV,  # noqa: E402
+                                   WAN21, WAN21_VACE, TinyVideoModel, sample)
 from comfyui_native_reference import ReferenceSettings, check_against_reference  # noqa: E402
 from comfyui_native_runs import ENHANCED, NOT_ENHANCED, enhanced, reference_sample  # noqa: E402
 
@@ -76,6 +76,11 @@ SETTINGS = [
     (WAN21, dict(per_sample=True), ReferenceSettings(per_sample=True)),
     (HUNYUAN_VIDEO, dict(per_sample=True), ReferenceSettings(per_sample=True)),
     (WAN21, dict(weight=1.5), ReferenceSettings(weight=1.5)),
+    (LTXV, dict(blocks="1"), ReferenceSettings(blocks=frozenset({1}))),  # numbered by call order
+    (COGVIDEOX, dict(blocks="0"), ReferenceSettings(blocks=frozenset({0}))),
+    (COSMOS, dict(blocks="1"), ReferenceSettings(blocks=frozenset({1}))),
+    (KANDINSKY5, dict(blocks="1", per_sample=True), ReferenceSettings(blocks=frozenset({1}), per_sample=True)),
+    (COSMOS_PREDICT2, dict(start_percent=0.3, end_percent=0.8), ReferenceSettings(window=(0.3, 0.8))),
 ]
 
 
