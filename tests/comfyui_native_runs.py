@@ -45,9 +45,9 @@ def enhanced(patcher: Any, weight: float = 4.0, start_percent: float = 0.0, end_
 
 def reference_sample(model: TinyVideoModel, settings: ReferenceSettings = ReferenceSettings(),
                      scores: list[torch.Tensor] | None = None, around: Callable[[Any], Any] = lambda patcher: patcher,
-                     steps: int = 2, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                     steps: int = 2, dtype: torch.dtype = torch.float32, cfg: float = 2.0) -> torch.Tensor:
     """The reference's sample on a model of ``dtype``; ``around``: applied to the reference-enhanced
     model (another node)."""
     with reference_enhancement(model.build(dtype=dtype), placement_of(model), model.tokens_per_frame, settings,
                                scores) as patched:
-        return sample(around(patched), model, steps=steps)
+        return sample(around(patched), model, steps=steps, cfg=cfg)
