@@ -121,7 +121,7 @@ def override_expected(model: torch.nn.Module, expectation: Expectation, frames: 
 def video_self_attentions(model: torch.nn.Module) -> list:
     """The stand-in's video self-attention modules, in block order."""
     name = type(model).__name__
-    if name == "LTXVModel":
+    if name in ("LTXVModel", "LTXAVModel"):
         return [block.attn1 for block in model.transformer_blocks]
     if name == "GeneralDIT":
         return [block.blocks[0].block.attn for block in model.blocks.values()]

@@ -24,6 +24,13 @@ def _block_options(transformer_options: dict, index: int, count: int, block_type
     transformer_options["block_index"] = index
 
 
+def _run_block(transformer_options: dict, key: tuple, args: dict, original) -> dict:
+    """``patches_replace["dit"][key](args, {"original_block": original})`` when a node registered
+    one (skip-layer guidance returns ``args``: the block is skipped), else ``original(args)``."""
+    replace = transformer_options.get("patches_replace", {}).get("dit", {})
+    return replace[key](args, {"original_block": original}) if key in replace else original(args)
+
+
 # ---- Wan ---------------------------------------------------------------------------------------
 
 
@@ -92,7 +99,8 @@ class WanModel(nn.Module):
         hints = x.flip(1)  # the VACE stream's tokens
         for i, block in enumerate(self.blocks):
             _block_options(transformer_options, i, len(self.blocks), "double")
-            x = block(x, freqs, transformer_options=transformer_options)
+            x = _run_block(transformer_options, ("double_block", i), {"img": x, "transformer_options": transformer_options},
+                           lambda args, block=block: {"img": block(args["img"], freqs, args["transformer_options"])})["img"]
             if i in self.vace_layers:
                 hints = self.vace_blocks[self.vace_layers.index(i)](hints, freqs, transformer_options=transformer_options)
                 x = x + hints
@@ -203,12 +211,22 @@ class HunyuanVideo(nn.Module):
             img = torch.cat([self.img_in(ref_latent).flatten(2).transpose(1, 2), img], dim=1)
         positions = torch.arange(txt.shape[1] + img.shape[1])
         pe = rotation_matrices(positions, self.head_dim)[None, None].expand(x.shape[0], 1, -1, -1, -1, -1)
+        def double(args, block):
+            img, txt = block(img=args["img"], txt=args["txt"], vec=None, pe=pe, attn_mask=None,
+                             transformer_options=args["transformer_options"])
+            return {"img": img, "txt": txt}
+
         for i, block in enumerate(self.double_blocks):
             _block_options(transformer_options, i, len(self.double_blocks), "double")
-            img, txt = block(img=img, txt=txt, vec=None, pe=pe, attn_mask=None, transformer_options=transformer_options)
+            out = _run_block(transformer_options, ("double_block", i),
+                             {"img": img, "txt": txt, "transformer_options": transformer_options},
+                             lambda args, block=block: double(args, block))
+            img, txt = out["img"], out["txt"]
         img = torch.cat((txt, img), 1)
         transformer_options["img_slice"] = [txt.shape[1], img.shape[1]]
         for i, block in enumerate(self.single_blocks):
             _block_options(transformer_options, i, len(self.single_blocks), "single")
-            img = block(img, vec=None, pe=pe, attn_mask=None, transformer_options=transformer_options)
+            img = _run_block(transformer_options, ("single_block", i), {"img": img, "transformer_options": transformer_options},
+                             lambda args, block=block: {"img": block(args["img"], vec=None, pe=pe, attn_mask=None,
+                                                                     transformer_options=args["transformer_options"])})["img"]
         return img[:, txt.shape[1]:]

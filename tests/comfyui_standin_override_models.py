@@ -40,6 +40,8 @@ class FamilyAttention(nn.Module):
             x, context = x.transpose(0, 1), None if context is None else context.transpose(0, 1)
         source = x if context is None else context
         q, k, v = self.to_q(x), self.to_k(source), self.to_v(source)  # [B, L, heads*D]
+        if context is None and transformer_options.get("stg_skip_self_attn", False):  # LTX-2's STG
+            return self.project(v)
         split = [t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v)]  # [B, heads, L, D]
         if self.style == "tokens":
             out = optimized_attention(q, k, v, self.heads, attn_precision=None, transformer_options=transformer_options)
@@ -105,6 +107,31 @@ class LTXVModel(_VideoModel):
             x = x + block.attn1(x, transformer_options=transformer_options)
             x = x + block.attn2(x, context, transformer_options=transformer_options)
         return x
+
+
+class LTXAVModel(LTXVModel):
+    """LTX-2: a ``[video [B, C, T, H, W], audio [B, L_audio, 4]]`` latent; each block also runs
+    ``audio_attn1``, an audio self-attention of another width; the blocks listed in
+    ``transformer_options["stg_self_attn_blocks"]`` pass v through instead of attending (STG).
+    Returns ``(video, audio)`` tokens."""
+
+    def __init__(self, dim: int = 24, heads: int = 3, depth: int = 2, audio_dim: int = 16, audio_heads: int = 2):
+        super().__init__(dim=dim, heads=heads, depth=depth)
+        for block in self.transformer_blocks:
+            block.add_module("audio_attn1", FamilyAttention(audio_dim, audio_heads, "tokens"))
+        self.audio_in = nn.Linear(4, audio_dim)
+
+    def _forward(self, x, timestep, context, attention_mask, frame_rate, transformer_options, keyframe_idxs,
+                 denoise_mask=None):
+        video, audio = self.tokens(x[0]), self.audio_in(x[1])
+        for i, block in enumerate(self.transformer_blocks):
+            options = transformer_options
+            if i in transformer_options.get("stg_self_attn_blocks", ()):  # STG: attn1 passes v through
+                options = {**transformer_options, "stg_skip_self_attn": True}
+            video = video + block.attn1(video, transformer_options=options)
+            video = video + block.attn2(video, context, transformer_options=transformer_options)
+            audio = audio + block.audio_attn1(audio, transformer_options=transformer_options)
+        return video, audio
 
 
 class GeneralDIT(_VideoModel):

@@ -204,14 +204,35 @@ class ModelPatcher:
                 set_attr(self.model, name, obj)
             self.object_patches_backup.clear()
 
-    def sample_call(self, latent: torch.Tensor,  # [B, C, T, H, W]
+    def sample_call(self, latent: torch.Tensor,  # [B, C, T, H, W], or a list of streams (LTX-2)
                     sigma: float, context: torch.Tensor, cond_or_uncond=(0,), **kwargs) -> torch.Tensor:
         """One model call of a sampling step, as ``calc_cond_batch`` makes it."""
+        batch = (latent[0] if isinstance(latent, list) else latent).shape[0]
         to = copy_nested(self.model_options["transformer_options"])
         to["wrappers"] = copy_nested(self.wrappers)
         to["cond_or_uncond"] = list(cond_or_uncond)
         to["uuids"] = [f"uuid-{entry}" for entry in cond_or_uncond]
-        to["sigmas"] = torch.full((latent.shape[0],), sigma)
+        to["sigmas"] = torch.full((batch,), sigma)
         to["sample_sigmas"] = torch.tensor([1.0, sigma, 0.0])
         with self.patched(), torch.no_grad():
             return self.model.diffusion_model(latent, to["sigmas"] * 1000, context, transformer_options=to, **kwargs)
+
+
+class ReuseCache:
+    """EasyCache's contract: a ``DIFFUSION_MODEL`` wrapper that, on a step it reuses
+    (``reuse = True``), returns what it cached without calling the model (inner wrappers
+    included); otherwise it runs the model and caches its output."""
+
+    def __init__(self):
+        self.cached, self.reuse = None, False
+
+    def __call__(self, executor, *args, **kwargs):
+        if self.reuse and self.cached is not None:
+            return self.cached
+        self.cached = executor(*args, **kwargs)
+        return self.cached
+
+
+def skip_layer(args: dict, extra: dict) -> dict:
+    """Skip-layer guidance's block replacement: the block's input is its output."""
+    return args

@@ -235,6 +235,20 @@ def test_unknown_and_refused_models(generator):
         enhance(enhance(patcher(wan())))
 
 
+def test_pending_scores_are_kept_per_device():
+    """Multi-GPU sampling runs one model call per device concurrently: a call starting on one
+    device must not drop or take the score another device's block is about to apply."""
+    from eav_kernels.comfyui.projection import PendingScores
+
+    pending = PendingScores()
+    cpu, meta = torch.tensor(1.5), torch.tensor(1.5, device="meta")
+    pending.put(3, cpu, slice(0, 4))
+    pending.put(3, meta, slice(0, 4))
+    pending.clear(torch.device("cpu"))
+    assert pending.take(3, torch.device("cpu")) is None
+    assert pending.take(3, torch.device("meta"))[0] is meta
+
+
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="start_percent=0.7, end_percent=0.2"):
         EnhanceSettings(start_percent=0.7, end_percent=0.2)

@@ -9,7 +9,7 @@ import torch
 
 from comfyui_helpers import FRAMES, SPATIAL, assert_close, enhance, latent, patcher, text
 from comfyui_reference import AFTER, BEFORE, Expectation, override_expected
-from comfyui_standin_override_models import CogVideoXTransformer3DModel, GeneralDIT, Kandinsky5, LTXVModel
+from comfyui_standin_override_models import CogVideoXTransformer3DModel, GeneralDIT, Kandinsky5, LTXAVModel, LTXVModel
 from comfyui_standins import BaseModel, ModelPatcher
 from eav_kernels.comfyui.forward import FORWARD_KEY, ForwardInfo
 from output_checks import assert_changed
@@ -71,6 +71,22 @@ def test_a_previous_override_is_called_for_every_attention(generator, family):
     with_sage.sample_call(x, 0.5, context)
     assert plain_calls == len(calls) > 0
     assert_close(out, expected_output(model, family, x, context))
+
+
+@pytest.mark.parametrize("placement", [AFTER, BEFORE])
+def test_ltx2_enhances_the_video_self_attention_only(generator, placement):
+    """LTX-2's [video, audio] latent: the video stream as LTXV's, the audio self-attention (another
+    q width) untouched."""
+    torch.manual_seed(0)
+    model = patcher(LTXAVModel())
+    streams, context = [latent(generator), torch.randn(2, 7, 4, generator=generator)], text(generator)
+    video, audio = enhance(model, placement=placement).sample_call(streams, 0.5, context)
+    reference = override_expected(model.model.diffusion_model, Expectation(placement=placement), *grid("ltxv"))
+    expected_video, _ = ModelPatcher(BaseModel(reference)).sample_call(streams, 0.5, context)
+    plain_video, plain_audio = model.sample_call(streams, 0.5, context)
+    assert_close(video, expected_video)
+    assert_changed(video, plain_video)
+    assert torch.equal(audio, plain_audio)
 
 
 def test_an_override_set_after_ours_is_refused(generator):

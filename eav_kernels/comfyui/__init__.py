@@ -7,8 +7,10 @@ clone; ``comfy_entrypoint`` is the V3 node pack entry point; docs/comfyui.md has
 Files: ``settings`` (the node's inputs), ``window`` (start/end percent -> sigma bounds),
 ``forward`` (the per-call ``DIFFUSION_MODEL`` wrapper), ``layout`` (where the video tokens are),
 ``scoring`` (the score from the package's kernels), ``projection`` (the paper's placement),
-``wan`` and ``flux_streams`` (the families' hooks), ``families`` (which model gets which),
-``patcher`` (the clone), ``node`` / ``extension`` (ComfyUI's V3 node).
+``wan`` and ``flux_streams`` (the attention patches of Wan and HunyuanVideo), ``override`` (the
+attention override of the other families), ``hook_families`` / ``override_families`` (their
+installers), ``families`` (which model gets which), ``patcher`` (the clone), ``node`` /
+``extension`` (ComfyUI's V3 node).
 """
 
 from .extension import comfy_entrypoint

@@ -34,7 +34,7 @@ class Family:
 FAMILIES = (
     Family("Wan 2.1 / 2.2", ("WanModel",), install_wan),
     Family("HunyuanVideo 1.0 / 1.5", ("HunyuanVideo",), install_hunyuan_video),
-    Family("LTXV", ("LTXVModel",), install_ltxv),
+    Family("LTXV / LTX-2", ("LTXVModel",), install_ltxv),
     Family("Cosmos 1 / Predict2", ("GeneralDIT", "MiniTrainDIT"), install_cosmos),
     Family("CogVideoX", ("CogVideoXTransformer3DModel",), install_cogvideox),
     Family("Kandinsky 5", ("Kandinsky5",), install_kandinsky5),
@@ -43,8 +43,6 @@ FAMILIES = (
 REFUSED = {
     "CausalWanModel": "its causal self-attention calls no attn1_patch and generates frames block by "
     "block from a cache, where the cross-frame intensity of one call is not the video's",
-    "LTXAVModel": "LTX-2 packs audio and video latents into one call; its video stream's token layout "
-    "is not read by this node",
     "AsymmDiTJoint": "Mochi RMS-normalises each block's attention branch before the residual add, which "
     "removes a score applied to the attention output or its projection, and ComfyUI offers no hook "
     "after that norm",

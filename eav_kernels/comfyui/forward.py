@@ -54,13 +54,17 @@ class ForwardRecorder:
         self.window, self.pending, self.check = window, pending, check
 
     def __call__(self, executor: Callable, *args: Any, **kwargs: Any) -> Any:
-        latent = args[0] if args else kwargs.get("x")  # [B, C, T, H, W]
+        latent = args[0] if args else kwargs.get("x")  # [B, C, T, H, W], or [video, audio] (LTX-2)
+        if isinstance(latent, (list, tuple)):
+            latent = latent[0]
         transformer_options = find_transformer_options(args, kwargs)
         if self.check is not None:
             self.check(transformer_options, args, kwargs)
-        grid = tuple(latent.shape[2:]) if isinstance(latent, torch.Tensor) and latent.dim() == 5 else None
-        transformer_options[FORWARD_KEY] = ForwardInfo(grid, self.window.contains(transformer_options.get("sigmas")))
-        self.pending.clear()
+        video = isinstance(latent, torch.Tensor) and latent.dim() == 5
+        transformer_options[FORWARD_KEY] = ForwardInfo(tuple(latent.shape[2:]) if video else None,
+                                                       self.window.contains(transformer_options.get("sigmas")))
+        if isinstance(latent, torch.Tensor):
+            self.pending.clear(latent.device)
         return executor(*args, **kwargs)
 
 

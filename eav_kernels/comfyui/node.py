@@ -22,7 +22,7 @@ class EnhanceAVideo(io.ComfyNode):
             category="model_patches/video",
             description="Enhance-A-Video (arXiv 2502.07508): boosts each self-attention's video output "
             "by its cross-frame intensity, computed by eav-kernels without building F x F maps. "
-            "Wan 2.1/2.2, HunyuanVideo 1.0/1.5, LTXV, Cosmos, CogVideoX, Kandinsky 5.",
+            "Wan 2.1/2.2, HunyuanVideo 1.0/1.5, LTXV, LTX-2, Cosmos, CogVideoX, Kandinsky 5.",
             inputs=[
                 io.Model.Input("model"),
                 io.Float.Input("weight", default=4.0, min=-100.0, max=100.0, step=0.1,

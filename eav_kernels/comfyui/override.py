@@ -31,14 +31,24 @@ PROJECTION_SLOT = "attention"  # one pending score: each projection directly fol
 @dataclass(frozen=True)
 class OverrideLayout:
     """One family's video self-attention: ``text_first`` (joint ``[text | video]``, else video
-    only), ``patch_size`` ``(t, h, w)``, ``block_count``, and whether calls without a
-    ``block_index`` are outside the video blocks (``needs_block_index``: Kandinsky 5's text blocks)."""
+    only), ``patch_size`` ``(t, h, w)``, ``block_count``, whether calls without a ``block_index``
+    are outside the video blocks (``needs_block_index``: Kandinsky 5's text blocks), and the
+    ``heads * head_dim`` of its q (``query_width``: other widths are another stream, LTX-2's audio),
+    and the ``transformer_options`` entry listing blocks that make no attention call (``skipped_blocks_key``)."""
 
     family: str
     text_first: bool
     patch_size: tuple[int, int, int]
     block_count: int
     needs_block_index: bool = False
+    query_width: int | None = None
+    skipped_blocks_key: str | None = None
+
+    def attending_blocks(self, transformer_options: dict) -> list[int]:
+        """The blocks whose self-attention runs in this call, in order: all but those
+        ``transformer_options[skipped_blocks_key]`` lists (LTX-2's STG blocks pass v through)."""
+        skipped = set(transformer_options.get(self.skipped_blocks_key, ())) if self.skipped_blocks_key else set()
+        return [block for block in range(self.block_count) if block not in skipped]
 
     def video(self, tokens: int, grid: tuple[int, int, int]) -> VideoLayout:
         frames, height, width = patched_grid(grid, self.patch_size)
@@ -85,6 +95,8 @@ class EnhanceAttentionOverride:
         heads = args[3] if len(args) > 3 else kwargs["heads"]
         if not kwargs.get("skip_reshape", False):  # [B, L, heads*D] -> [B, heads, L, D] views
             query, key = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (query, key))
+        if self.layout.query_width is not None and query.shape[1] * query.shape[3] != self.layout.query_width:
+            return None
         video = self.layout.video(query.shape[2], info.latent_grid)
         block = self._block(transformer_options, info)
         if not info.active or not self.settings.selects(block):
@@ -92,14 +104,16 @@ class EnhanceAttentionOverride:
         return call_score(query, key, video, self.settings, transformer_options.get("cond_or_uncond")), video.video
 
     def _block(self, transformer_options: dict, info: Any) -> int:
-        info.video_attention_calls += 1
-        if info.video_attention_calls > self.layout.block_count:
+        """This call's block: ``block_index`` where the model sets it, else the next attending block."""
+        blocks = self.layout.attending_blocks(transformer_options)
+        call, info.video_attention_calls = info.video_attention_calls, info.video_attention_calls + 1
+        if call >= len(blocks):
             raise ValueError(
-                f"{self.layout.family}: {info.video_attention_calls} video self-attention calls in one model "
-                f"call of {self.layout.block_count} blocks: a cross-attention whose text is as long as the "
-                "video's tokens cannot be told apart from the self-attention; refused"
+                f"{self.layout.family}: {call + 1} video self-attention calls in one model call of "
+                f"{len(blocks)} blocks: a cross-attention whose text is as long as the video's tokens "
+                "cannot be told apart from the self-attention; refused"
             )
-        return int(transformer_options.get("block_index", info.video_attention_calls - 1))
+        return int(transformer_options.get("block_index", blocks[call]))
 
 
 def attention_override_check(override: EnhanceAttentionOverride) -> Callable[[dict, tuple, dict], None]:

@@ -1,6 +1,6 @@
-"""Installers of the families enhanced through the attention override (``override.py``): LTXV,
-Cosmos 1 and Predict2, CogVideoX, Kandinsky 5. Each names its output projections (the paper's
-placement) and reads its patch size and block count off the model."""
+"""Installers of the families enhanced through the attention override (``override.py``): LTXV
+and LTX-2, Cosmos 1 and Predict2, CogVideoX, Kandinsky 5. Each names its output projections (the
+paper's placement) and reads its patch size and block count off the model."""
 
 from __future__ import annotations
 
@@ -37,7 +37,12 @@ def install_override(clone: Any, layout: OverrideLayout, settings: EnhanceSettin
 
 def install_ltxv(clone: Any, model: torch.nn.Module, settings: EnhanceSettings, pending: PendingScores,
                  rope: Any) -> CallCheck:
-    layout = OverrideLayout("LTXV", False, (1, 1, 1), len(model.transformer_blocks))
+    """LTXV and LTX-2 (``LTXAVModel``: a ``[video, audio]`` latent; only the video self-attention
+    ``attn1`` is enhanced, told from ``audio_attn1`` by its q width)."""
+    family = "LTX-2" if hasattr(model.transformer_blocks[0], "audio_attn1") else "LTXV"
+    layout = OverrideLayout(family, False, (1, 1, 1), len(model.transformer_blocks),
+                            query_width=model.transformer_blocks[0].attn1.to_q.out_features,
+                            skipped_blocks_key="stg_self_attn_blocks")
     override = install_override(clone, layout, settings, pending, lambda i: f"transformer_blocks.{i}.attn1.to_out.0")
     check_override = attention_override_check(override)
 
@@ -45,7 +50,7 @@ def install_ltxv(clone: Any, model: torch.nn.Module, settings: EnhanceSettings, 
         keyframes = kwargs.get("keyframe_idxs", args[6] if len(args) > 6 else None)
         if keyframes is not None and keyframes.shape[2] > 0:
             raise ValueError(
-                f"LTXV: {keyframes.shape[2]} guide / keyframe tokens (LTXVAddGuide) ride with the video "
+                f"{family}: {keyframes.shape[2]} guide / keyframe tokens (LTXVAddGuide) ride with the video "
                 "tokens and may be masked or attended in row groups; Enhance-A-Video refuses this call "
                 "rather than measure the wrong tokens"
             )

@@ -19,21 +19,24 @@ from .scoring import scale_rows
 
 
 class PendingScores:
-    """Scores handed from a block's attention hook to its output projection, by block key."""
+    """Scores handed from a block's attention hook to its output projection, by device and block
+    key (ComfyUI's multi-GPU sampling runs one model call per device, in threads, concurrently)."""
 
     def __init__(self) -> None:
-        self._scores: dict[Hashable, tuple[torch.Tensor, slice]] = {}
+        self._scores: dict[tuple[torch.device, Hashable], tuple[torch.Tensor, slice]] = {}
 
-    def put(self, block: Hashable, score: torch.Tensor,  # 0-d or [B]
+    def put(self, block: Hashable, score: torch.Tensor,  # 0-d or [B], on the call's device
             rows: slice) -> None:
-        """``score`` for the ``rows`` of the next output of ``block``'s projection."""
-        self._scores[block] = (score, rows)
+        """``score`` for the ``rows`` of the next output of ``block``'s projection on its device."""
+        self._scores[(score.device, block)] = (score, rows)
 
-    def take(self, block: Hashable) -> tuple[torch.Tensor, slice] | None:
-        return self._scores.pop(block, None)
+    def take(self, block: Hashable, device: torch.device) -> tuple[torch.Tensor, slice] | None:
+        return self._scores.pop((device, block), None)
 
-    def clear(self) -> None:
-        self._scores.clear()
+    def clear(self, device: torch.device) -> None:
+        """Drop what a model call on ``device`` left (at the start of the next call there)."""
+        for key in [key for key in self._scores if key[0] == device]:
+            self._scores.pop(key, None)
 
 
 class ScaledProjection:
@@ -49,7 +52,7 @@ class ScaledProjection:
     def __call__(self, hidden: torch.Tensor,  # [B, N, C_in] ([N, B, C_in] sequence_first)
                  *args: Any, **kwargs: Any) -> torch.Tensor:
         output = self.original_forward(hidden, *args, **kwargs)  # [B, N, C_out]
-        entry = self.pending.take(self.block)
+        entry = self.pending.take(self.block, output.device)
         if entry is None:
             return output
         score, rows = entry

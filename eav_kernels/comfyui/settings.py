@@ -46,10 +46,6 @@ class EnhanceSettings:
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
 
-    @property
-    def whole_schedule(self) -> bool:
-        return self.start_percent == 0.0 and self.end_percent == 1.0
-
     def selects(self, block: int) -> bool:
         """Whether block number ``block`` (model order) is enhanced."""
         return self.blocks is None or block in self.blocks
