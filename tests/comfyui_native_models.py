@@ -56,7 +56,8 @@ def skip_without_comfyui() -> None:
 class TinyVideoModel:
     """One native family, tiny. ``config``: the ``comfy.supported_models`` class name and its unet
     config; ``latent``: ``[B, C, T, H, W]``; ``patch``: the model's ``(t, h, w)`` patch; ``text_tokens``/``text_dim``:
-    the conditioning ``[1, text_tokens, text_dim]``; ``extra``: its other conditioning entries."""
+    the conditioning ``[1, text_tokens, text_dim]``; ``extra``: its other conditioning entries;
+    ``audio_latent``: LTX-2's audio latent ``[B, C, T, F]``, packed with the video as ComfyUI does."""
 
     name: str
     config_class: str
@@ -66,6 +67,7 @@ class TinyVideoModel:
     text_tokens: int = 8
     text_dim: int = 16
     extra: Callable[[], dict[str, Any]] = field(default=dict)
+    audio_latent: tuple[int, int, int, int] | None = None
 
     @property
     def tokens_per_frame(self) -> int:
@@ -175,16 +177,32 @@ KANDINSKY5 = TinyVideoModel(  # concat_cond adds 16 + 1 channels: visual_embed_d
          num_visual_blocks=2, axes_dims=(4, 6, 6)),
     latent=(1, 16, 3, 8, 8), patch=(1, 2, 2), extra=_pooled(16))
 
-ALL_FAMILIES = (WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, MOCHI, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
+LTX2 = TinyVideoModel(  # audio + video; text embeddings already at the connectors' output width (2 x 16)
+    "ltx2", "LTXAV",
+    dict(image_model="ltxav", in_channels=128, audio_in_channels=128, cross_attention_dim=64, audio_cross_attention_dim=32,
+         attention_head_dim=16, audio_attention_head_dim=8, num_attention_heads=4, audio_num_attention_heads=4,
+         caption_channels=16, num_layers=2, connector_attention_head_dim=8, connector_num_attention_heads=2,
+         connector_num_layers=1),
+    latent=(1, 128, 3, 4, 4), patch=(1, 1, 1), text_dim=32, extra=_long_mask(8), audio_latent=(1, 8, 5, 16))
+
+ALL_FAMILIES = (WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, LTX2, MOCHI, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
                 KANDINSKY5)
 
 
 def sample(patcher: Any, model: TinyVideoModel, steps: int = 2, cfg: float = 2.0, seed: int = 0) -> torch.Tensor:
-    """``comfy.sample.sample`` with Euler over ``steps`` steps from seeded noise: ``[B, C, T, H, W]``."""
+    """``comfy.sample.sample`` with Euler over ``steps`` steps from seeded noise: ``[B, C, T, H, W]``
+    (LTX-2: its video and audio latents flattened into one vector)."""
+    import comfy.nested_tensor
     import comfy.sample
 
-    latent = torch.zeros(model.latent)
-    noise = torch.randn(model.latent, generator=torch.Generator().manual_seed(seed + 1))
+    shapes = [model.latent] + ([model.audio_latent] if model.audio_latent else [])
+    latents = [torch.zeros(shape) for shape in shapes]
+    noises = [torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1 + i)) for i, shape in enumerate(shapes)]
+    if model.audio_latent:
+        latent, noise = comfy.nested_tensor.NestedTensor(latents), comfy.nested_tensor.NestedTensor(noises)
+    else:
+        latent, noise = latents[0], noises[0]
     positive, negative = model.conditioning(seed)
-    return comfy.sample.sample(patcher, noise, steps, cfg, "euler", "simple", positive, negative, latent,
-                               denoise=1.0, disable_pbar=True, seed=seed)
+    out = comfy.sample.sample(patcher, noise, steps, cfg, "euler", "simple", positive, negative, latent,
+                              denoise=1.0, disable_pbar=True, seed=seed)
+    return torch.cat([part.flatten() for part in out.unbind()]) if model.audio_latent else out

@@ -72,7 +72,9 @@ class ReferencePlacement:
     encoders' self-attention); ``number``: ``(block_type, block_index)`` -> the block's number in
     model order (``blocks`` settings); families without ``block_index`` are numbered by call order,
     ``blocks`` self-attentions per model call.
-    ``text_tokens``: joint text tokens before the video in each self-attention."""
+    ``text_tokens``: joint text tokens before the video in each self-attention; ``width``: the
+    video self-attention's q width ``H * D`` where another stream's self-attention also passes
+    (LTX-2's audio), ``None`` otherwise."""
 
     projections: str
     token_dim: int = 1
@@ -81,6 +83,7 @@ class ReferencePlacement:
     number: Callable[[str | None, int], int] | None = None
     blocks: int = 0
     text_tokens: int = 0
+    width: int | None = None
 
 
 def _by_index(block_type: str | None, index: int) -> int:
@@ -93,8 +96,9 @@ KANDINSKY5_PLACEMENT = ReferencePlacement(r"visual_transformer_blocks\.\d+\.self
                                           number=_by_index)
 
 
-def ltxv_placement(blocks: int) -> ReferencePlacement:
-    return ReferencePlacement(r"transformer_blocks\.\d+\.attn1\.to_out\.0", blocks=blocks)
+def ltxv_placement(blocks: int, width: int | None = None) -> ReferencePlacement:
+    """LTXV; LTX-2 with its video width (``audio_attn1`` is the audio stream's self-attention)."""
+    return ReferencePlacement(r"transformer_blocks\.\d+\.attn1\.to_out\.0", blocks=blocks, width=width)
 
 
 def cosmos_placement(blocks: int) -> ReferencePlacement:
@@ -148,8 +152,9 @@ def reference_enhancement(patcher: Any, placement: ReferencePlacement, tokens_pe
         query, key = args[0], args[1]
         options = kwargs["transformer_options"]
         output = attention(*args, **kwargs)
-        if query.shape != key.shape or (placement.indexed and "block_index" not in options):
-            return output  # cross-attention, or a text encoder's self-attention
+        if query.shape != key.shape or (placement.indexed and "block_index" not in options) or (
+                placement.width is not None and query.shape[-1] != placement.width):
+            return output  # cross-attention, a text encoder's or the audio stream's self-attention
         pending[0] = None
         block_type = options.get("block_type")
         if placement.number is not None:

@@ -10,14 +10,14 @@ from typing import Any, Callable
 import torch
 
 from comfyui_native_models import (COGVIDEOX, COSMOS, COSMOS_PREDICT2, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, KANDINSKY5,
-                                   LTXV, MOCHI, WAN21, WAN21_VACE, WAN22, TinyVideoModel, sample)
+                                   LTX2, LTXV, MOCHI, WAN21, WAN21_VACE, WAN22, TinyVideoModel, sample)
 from comfyui_native_reference import (COSMOS_PREDICT2_PLACEMENT, KANDINSKY5_PLACEMENT, WAN_PLACEMENT, ReferencePlacement,
                                       ReferenceSettings, cogvideox_placement, cosmos_placement, hunyuan_video_placement,
                                       ltxv_placement, reference_enhancement)
 from eav_kernels.comfyui.node import EnhanceAVideo
 from eav_kernels.comfyui.settings import AFTER_PROJECTION
 
-ENHANCED = [WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
+ENHANCED = [WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, LTX2, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
             KANDINSKY5]
 NOT_ENHANCED = [MOCHI]
 
@@ -31,6 +31,9 @@ def placement_of(model: TinyVideoModel) -> ReferencePlacement:
         return cogvideox_placement(model.unet_config["num_layers"], model.text_tokens)
     if model.name == LTXV.name:
         return ltxv_placement(model.unet_config["num_layers"])
+    if model.name == LTX2.name:
+        config = model.unet_config
+        return ltxv_placement(config["num_layers"], config["num_attention_heads"] * config["attention_head_dim"])
     if model.name == COSMOS.name:
         return cosmos_placement(model.unet_config["num_blocks"])
     return {COSMOS_PREDICT2.name: COSMOS_PREDICT2_PLACEMENT, KANDINSKY5.name: KANDINSKY5_PLACEMENT}[model.name]
