@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The environment the real-ComfyUI tests run in (tests/test_comfyui_real.py): its own venv
 # (default build/comfyui-env, never .venv) with what a ComfyUI checkout needs to import and sample
-# on CPU, pinned as docs/testing.md says, and eav-kernels installed into it (not editable, built
+# on CPU, as docs/testing.md says, and eav-kernels installed into it (not editable, built
 # against this torch without build isolation, CPU op only, its own CMake directory).
 #
 # ComfyUI itself is not on PyPI: this script does not fetch it. Point EAV_COMFYUI_PATH at a
@@ -21,7 +21,7 @@ start=$(date +%s)
 
 TORCH=("torch==2.11.0" "torchvision==0.26.0" "torchaudio==2.11.0")
 # What ComfyUI's core imports (its requirements.txt, less the frontend and API-node packages
-# that nothing here loads), pinned where a newer release breaks its imports.
+# that nothing here loads); ComfyUI's own two packages pinned at the versions checked here.
 COMFYUI_DEPS=(einops safetensors psutil tqdm Pillow numpy scipy torchsde transformers tokenizers
   sentencepiece pyyaml aiohttp yarl av requests simpleeval blake3 alembic SQLAlchemy filelock
   "comfy-kitchen==0.2.31" "comfy-aimdo==0.4.13" packaging pydantic pydantic-settings)
