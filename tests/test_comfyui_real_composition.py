@@ -1,11 +1,12 @@
 """The node with ComfyUI's own step caches, layer skipping and context windows, on a real ComfyUI
-(tiny native Wan).
+(tiny native Wan and LTX-2).
 
 EasyCache (a ``DIFFUSION_MODEL`` wrapper that returns ``x`` plus a cached difference without
 running the model), LazyCache (the same one level up, a ``PREDICT_NOISE`` wrapper),
 SkipLayerGuidanceDiTSimple (an extra uncond pass with a block replaced by its input) and
-WanContextWindowsManual (the model runs on overlapping windows of frames, fused) change which
-attention calls happen and how many frames each sees. The node must then enhance exactly the calls that do happen: the sample
+WanContextWindowsManual (the model runs on overlapping windows of frames, fused) and LTX-2's
+spatio-temporal guidance (an extra pass with a block's self-attention replaced by its values)
+change which attention calls happen and how many frames each sees. The node must then enhance exactly the calls that do happen: the sample
 equals the same node chain run on the plain-PyTorch reference, in both orders of the two nodes,
 and the cache really reused steps. Skipped like ``test_comfyui_real.py`` without a ComfyUI.
 """
@@ -25,8 +26,9 @@ skip_without_comfyui()
 
 from comfy_extras.nodes_context_windows import WanContextWindowsManualNode  # noqa: E402
 from comfy_extras.nodes_easycache import EasyCacheNode, LazyCacheNode  # noqa: E402
+from comfy_extras.nodes_lt import LTXVSpatioTemporalGuidance  # noqa: E402
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiTSimple  # noqa: E402
-from comfyui_native_models import WAN21, sample  # noqa: E402
+from comfyui_native_models import LTX2, WAN21, TinyVideoModel, sample  # noqa: E402
 from comfyui_native_reference import ReferenceSettings, check_against_reference  # noqa: E402
 from comfyui_native_runs import enhanced, reference_sample  # noqa: E402
 
@@ -59,21 +61,38 @@ def context_windows(patcher: Any) -> Any:
 NODES: dict[str, Callable[[Any], Any]] = {"EasyCache": easycache, "LazyCache": lazycache,
                                           "SkipLayerGuidanceDiTSimple": skip_layer_guidance,
                                           "WanContextWindowsManual": context_windows}
+def check_chain(model: TinyVideoModel, apply_other: Callable[[Any], Any], order: str) -> None:
+    """The node and ``apply_other`` chained in ``order`` against ``apply_other`` on the reference."""
+    chain = (lambda patcher: enhanced(apply_other(patcher))) if order == "node after it" else \
+        (lambda patcher: apply_other(enhanced(patcher)))
+    expected = reference_sample(model, around=apply_other, steps=STEPS)
+    low_precision = reference_sample(model, ReferenceSettings(compute_dtype=torch.float32), around=apply_other,
+                                     steps=STEPS)
+    nudged = reference_sample(model, ReferenceSettings(score_factor=1 + 4 * torch.finfo(torch.float32).eps),
+                              around=apply_other, steps=STEPS)
+    plain = sample(apply_other(model.build()), model, steps=STEPS)
+    got = sample(chain(model.build()), model, steps=STEPS)
+    check_against_reference(got, expected, low_precision, nudged, plain)
+
+
 @pytest.mark.parametrize("order", ["node after it", "node before it"])
 @pytest.mark.parametrize("other", list(NODES))
 def test_the_node_enhances_exactly_the_attention_calls_that_run(other: str, order: str, caplog):
-    apply_other = NODES[other]
-    chain = (lambda patcher: enhanced(apply_other(patcher))) if order == "node after it" else \
-        (lambda patcher: apply_other(enhanced(patcher)))
-    expected = reference_sample(WAN21, around=apply_other, steps=STEPS)
-    low_precision = reference_sample(WAN21, ReferenceSettings(compute_dtype=torch.float32), around=apply_other,
-                                     steps=STEPS)
-    nudged = reference_sample(WAN21, ReferenceSettings(score_factor=1 + 4 * torch.finfo(torch.float32).eps),
-                              around=apply_other, steps=STEPS)
-    plain = sample(apply_other(WAN21.build()), WAN21, steps=STEPS)
     with caplog.at_level(logging.INFO):
-        got = sample(chain(WAN21.build()), WAN21, steps=STEPS)
-    check_against_reference(got, expected, low_precision, nudged, plain)
+        check_chain(WAN21, NODES[other], order)
     reused = [int(match.group(2)) for match in map(REUSED.search, caplog.messages) if match]
     if other in ("EasyCache", "LazyCache"):
         assert reused and reused[-1] > 0, f"{other} reused no step ({caplog.messages}): the test shows nothing"
+
+
+def spatio_temporal_guidance(patcher: Any) -> Any:
+    """LTX-2's STG: an extra cond pass per step with block 1's video self-attention replaced by its values."""
+    return LTXVSpatioTemporalGuidance.execute(patcher, scale=1.0, blocks="1", start_percent=0.0,
+                                              end_percent=1.0).result[0]
+
+
+@pytest.mark.parametrize("order", ["node after it", "node before it"])
+def test_ltx2_spatio_temporal_guidance_with_the_node(order: str):
+    assert not torch.equal(sample(spatio_temporal_guidance(LTX2.build()), LTX2, steps=STEPS),
+                           sample(LTX2.build(), LTX2, steps=STEPS)), "STG changed nothing: the test shows nothing"
+    check_chain(LTX2, spatio_temporal_guidance, order)
