@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import torch
@@ -126,6 +127,12 @@ WAN21_VACE = TinyVideoModel(  # one VACE block, after main block 0; control vide
     latent=WAN21.latent, patch=WAN21.patch,
     extra=lambda: {"vace_frames": [torch.randn(1, 32, 5, 6, 10, generator=torch.Generator().manual_seed(3))],
                    "vace_mask": [torch.ones(1, 64, 5, 6, 10)], "vace_strength": [1.0]})
+WAN21_I2V = TinyVideoModel(  # CLIP vision tokens join the text in cross-attention; image + mask: 20 more channels
+    "wan2.1-i2v", "WAN21_I2V", dict(WAN21.unet_config, model_type="i2v", in_dim=36),
+    latent=WAN21.latent, patch=WAN21.patch,
+    extra=lambda: {"clip_vision_output": SimpleNamespace(
+        penultimate_hidden_states=torch.randn(1, 257, 1280, generator=torch.Generator().manual_seed(9))),
+        "concat_latent_image": torch.randn(1, 16, 5, 6, 10, generator=torch.Generator().manual_seed(4))})
 WAN22 = TinyVideoModel(  # Wan 2.2 TI2V-5B's class: 48 latent channels, per-token timesteps
     "wan2.2", "WAN22_T2V",
     dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), text_len=8, in_dim=48, dim=64, ffn_dim=128,
@@ -184,9 +191,6 @@ LTX2 = TinyVideoModel(  # audio + video; text embeddings already at the connecto
          caption_channels=16, num_layers=2, connector_attention_head_dim=8, connector_num_attention_heads=2,
          connector_num_layers=1),
     latent=(1, 128, 3, 4, 4), patch=(1, 1, 1), text_dim=32, extra=_long_mask(8), audio_latent=(1, 8, 5, 16))
-
-ALL_FAMILIES = (WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, LTX2, MOCHI, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
-                KANDINSKY5)
 
 
 def sample(patcher: Any, model: TinyVideoModel, steps: int = 2, cfg: float = 2.0, seed: int = 0) -> torch.Tensor:

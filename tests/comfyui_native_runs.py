@@ -10,14 +10,15 @@ from typing import Any, Callable
 import torch
 
 from comfyui_native_models import (COGVIDEOX, COSMOS, COSMOS_PREDICT2, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, KANDINSKY5,
-                                   LTX2, LTXV, MOCHI, WAN21, WAN21_VACE, WAN22, TinyVideoModel, sample)
+                                   LTX2, LTXV, MOCHI, WAN21, WAN21_I2V, WAN21_VACE, WAN22, TinyVideoModel,
+                                   sample)
 from comfyui_native_reference import (COSMOS_PREDICT2_PLACEMENT, KANDINSKY5_PLACEMENT, WAN_PLACEMENT, ReferencePlacement,
                                       ReferenceSettings, cogvideox_placement, cosmos_placement, hunyuan_video_placement,
                                       ltxv_placement, reference_enhancement)
 from eav_kernels.comfyui.node import EnhanceAVideo
 from eav_kernels.comfyui.settings import AFTER_PROJECTION
 
-ENHANCED = [WAN21, WAN21_VACE, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, LTX2, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
+ENHANCED = [WAN21, WAN21_VACE, WAN21_I2V, WAN22, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15, LTXV, LTX2, COSMOS, COSMOS_PREDICT2, COGVIDEOX,
             KANDINSKY5]
 NOT_ENHANCED = [MOCHI]
 
