@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EXTENSION_SOURCES := $(shell find csrc cmake -type f 2>/dev/null) CMakeLists.txt setup.py tools/build_manifest.py
 
-.PHONY: all venv build test demo bench clean cuda-check wheel-env wheel wheel-compat gpu-rehearsal
+.PHONY: all venv build test demo bench clean cuda-check wheel-env wheel wheel-compat gpu-rehearsal comfyui-env test-comfyui
 
 all: build
 
@@ -84,6 +84,24 @@ gpu-rehearsal:
 	rc=0; CUDA_HOME=$(CUDA_HOME) PATH=$(CUDA_HOME)/bin:$$PATH PYTHON=$$venv/bin/python3 MAX_JOBS=$${MAX_JOBS:-2} \
 	  bash benchmarks/gpu_check.sh --rehearsal || rc=$$?; \
 	rm -f $(VENV)/.extension; exit $$rc
+
+# The real-ComfyUI tests: build/comfyui-env (tools/comfyui_env.sh: torch 2.11 + what ComfyUI
+# imports + eav-kernels built for that torch), then tests/test_comfyui_real*.py there against the
+# ComfyUI checkout EAV_COMFYUI_PATH names (not fetched: ComfyUI is not on PyPI). Run from the env's
+# directory with its bin/pytest, so that the installed eav_kernels is imported, not the checkout's.
+# The package is installed, not editable: any change to its sources installs it again.
+COMFYUI_ENV ?= build/comfyui-env
+PACKAGE_SOURCES := $(shell find eav_kernels triton_kernels -name '*.py' 2>/dev/null)
+$(COMFYUI_ENV)/.environment: tools/comfyui_env.sh pyproject.toml $(EXTENSION_SOURCES) $(PACKAGE_SOURCES)
+	COMFYUI_ENV=$(COMFYUI_ENV) tools/comfyui_env.sh
+	touch $@
+
+comfyui-env: $(COMFYUI_ENV)/.environment
+
+test-comfyui: comfyui-env
+	@test -n "$(EAV_COMFYUI_PATH)" || { echo "test-comfyui: set EAV_COMFYUI_PATH=/path/to/a/ComfyUI/checkout"; exit 2; }
+	cd $(COMFYUI_ENV) && EAV_COMFYUI_PATH="$(abspath $(EAV_COMFYUI_PATH))" bin/pytest \
+	  $(addprefix "$(CURDIR)/",$(wildcard tests/test_comfyui_real*.py)) -p no:cacheprovider -v
 
 clean:
 	rm -rf build $(VENV) eav_kernels/_C*.so eav_kernels/_C_build.json *.egg-info
