@@ -248,3 +248,35 @@ class ReuseCache:
 def skip_layer(args: dict, extra: dict) -> dict:
     """Skip-layer guidance's block replacement: the block's input is its output."""
     return args
+
+
+class FirstBlockCache:
+    """The contract of first-block / TeaCache-style custom caches (block replacements through
+    ``patches_replace["dit"]``): the first block always runs; on a step it reuses (``reuse =
+    True``) every later block is replaced, the last one adding the residual that the later blocks
+    added on the last step they ran, so their attention is not called."""
+
+    def __init__(self, depth: int):
+        self.depth, self.reuse = depth, False
+        self.residual: torch.Tensor | None = None  # [B, N, dim]: what blocks 1.. added last time
+        self._rest_input: torch.Tensor | None = None
+
+    def install(self, model: "ModelPatcher") -> None:
+        replace = model.model_options["transformer_options"].setdefault("patches_replace", {})
+        for index in range(1, self.depth):
+            replace.setdefault("dit", {})[("double_block", index)] = self._replacement(index)
+
+    def _replacement(self, index: int):
+        last = index == self.depth - 1
+
+        def replace(args: dict, extra: dict) -> dict:
+            if self.reuse and self.residual is not None:
+                return {**args, "img": args["img"] + self.residual} if last else args
+            if index == 1:
+                self._rest_input = args["img"]
+            out = extra["original_block"](args)
+            if last:
+                self.residual = out["img"] - self._rest_input
+            return out
+
+        return replace

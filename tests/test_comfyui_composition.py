@@ -1,6 +1,7 @@
 """The node next to ComfyUI's caches and block skippers, on stand-ins of their contracts:
 EasyCache (a ``DIFFUSION_MODEL`` wrapper that returns a cached output without calling the model;
-both wrapper orders), skip-layer guidance (``patches_replace["dit"]`` replacing a block with its
+both wrapper orders), first-block / TeaCache-style caches (block replacements that reuse the later
+blocks' residual; both orders), skip-layer guidance (``patches_replace["dit"]`` replacing a block with its
 input) and LTX-2's STG (``stg_self_attn_blocks``: those blocks' self-attention passes v through).
 A skipped model call or block raises nothing and is not enhanced; a reused output is the one the
 enhanced step produced; no score outlives its call."""
@@ -14,7 +15,7 @@ from comfyui_helpers import FRAMES, SPATIAL, assert_close, enhance, latent, patc
 from comfyui_reference import AFTER, BEFORE, Expectation, hunyuan_expected, override_expected, wan_expected
 from comfyui_standin_models import HunyuanVideo, WanModel
 from comfyui_standin_override_models import LTXAVModel
-from comfyui_standins import BaseModel, ModelPatcher, ReuseCache, skip_layer
+from comfyui_standins import BaseModel, FirstBlockCache, ModelPatcher, ReuseCache, skip_layer
 from output_checks import assert_changed
 
 
@@ -51,6 +52,35 @@ def test_a_cache_reusing_a_step_in_either_wrapper_order(generator, family, cache
     assert enhanced.sample_call(x, 0.5, context) is first
     cache.reuse = False
     assert_close(enhanced.sample_call(x, 0.3, context), reference(model, family).sample_call(x, 0.3, context))
+
+
+@pytest.mark.parametrize("placement", [AFTER, BEFORE])
+@pytest.mark.parametrize("cache_first", [False, True])
+def test_a_first_block_cache_reuses_the_residual_of_the_enhanced_step(generator, cache_first, placement):
+    """On a reused step block 0 runs (enhanced with this step's score) and the later blocks add
+    the residual they added, enhanced, on the step that ran them."""
+    model, cache, reference_cache = build("wan"), FirstBlockCache(depth=3), FirstBlockCache(depth=3)
+    if cache_first:
+        cached = model.clone()
+        cache.install(cached)
+        enhanced = enhance(cached, placement=placement)
+    else:
+        enhanced = enhance(model, placement=placement).clone()
+        cache.install(enhanced)
+    expected_model = model.clone()
+    reference_cache.install(expected_model)
+    expected = reference(expected_model, "wan", placement=placement)
+    x, context = latent(generator), text(generator)
+    for sigma, reuse in ((0.7, False), (0.5, True), (0.3, False)):
+        cache.reuse = reference_cache.reuse = reuse
+        residual = cache.residual
+        assert_close(enhanced.sample_call(x, sigma, context), expected.sample_call(x, sigma, context))
+        assert (cache.residual is residual) == reuse  # a reused step ran no later block
+    plain_cache = FirstBlockCache(depth=3)
+    plain = model.clone()
+    plain_cache.install(plain)
+    plain.sample_call(x, 0.3, context)  # the last step the enhanced cache ran
+    assert_changed(cache.residual, plain_cache.residual)  # the cached residual is the enhanced one
 
 
 @pytest.mark.parametrize("placement", [AFTER, BEFORE])
