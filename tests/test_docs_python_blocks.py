@@ -12,7 +12,7 @@ block in neither, and on a table entry that matches no block.
 from __future__ import annotations
 
 import ast
-import importlib
+import importlib.util
 import inspect
 import re
 from dataclasses import dataclass
@@ -70,14 +70,6 @@ NOT_RUN: dict[tuple[str, str], str] = {
         "an excerpt of eav_kernels/engine/seed_models.py (`_sequence_is_the_frames` is private there); "
         "test_open_sora_spec_excerpt_is_the_preset compares it",
 }
-
-
-def _open_sora_v1_2() -> torch.nn.Module:
-    return CASES["open_sora_v1_2"].build()
-
-
-def _open_sora_plan_v1_2() -> torch.nn.Module:
-    return CASES["open_sora_plan_v1_2"].build()
 
 
 @dataclass(frozen=True)
