@@ -32,7 +32,7 @@ test: build
 	$(PY) -m pytest tests -m "not slow"
 
 # The project's main job: CFI backends vs the paper's code, enhanced_sdpa vs SDPA, on real shapes
-# (table on stdout, build/demo.csv, build/demo.png). About 80 s on 2 CPU cores.
+# (table on stdout, build/demo.csv, build/demo.png). About 1 min on 2 CPU cores.
 DEMO_FLAGS ?= --preset cogvideox-2b --preset wan2.1-1.3b --preset ltx-video --preset latte-temporal --repeats 3
 demo: build
 	@mkdir -p build
