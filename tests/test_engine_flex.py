@@ -15,7 +15,7 @@ from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex
 import eav_kernels as eav
 from contract import assert_meets_contract
 from eav_kernels.engine import AdapterSpec, enhance_module, remove_enhancement
-from eav_kernels.engine.flex_mask import video_square_hole
+from eav_kernels.engine.flex_mask import _listed_blocks, video_square_hole
 from twin_layers import randomise_
 
 FRAMES, POSITIONS, TEXT, HEADS, HEAD_DIM = 3, 7, 4, 3, 8  # odd sizes: 25 tokens, 3 heads
@@ -209,3 +209,15 @@ def test_compiled_flex_model_matches_eager():
         torch._dynamo.reset()
     assert (eager - plain).abs().max() > 1e-2, "enhancement changed nothing: the test is blind"
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+
+
+def test_listed_blocks_rebuild_the_block_lists_torch_densifies():
+    """The full and partial block lists, rebuilt by the engine, are disjoint and together are
+    what ``BlockMask.to_dense`` gives (odd lengths: padded lists, a partial last block)."""
+    mask = create_block_mask(lambda b, h, q, k: (q // 3) >= (k // 5) + b, 2, 1, 700, 650, device="cpu",
+                             BLOCK_SIZE=128)
+    key_blocks = mask.to_dense().shape[-1]
+    full = _listed_blocks(mask.full_kv_num_blocks, mask.full_kv_indices, key_blocks)
+    partial = _listed_blocks(mask.kv_num_blocks, mask.kv_indices, key_blocks)
+    assert full.any() and partial.any() and not (full & partial).any()
+    assert torch.equal(full | partial, mask.to_dense().bool())

@@ -18,7 +18,7 @@ throughout, as ``create_block_mask`` builds them (a hand-built mask contradictin
 from __future__ import annotations
 
 import torch
-from torch.nn.attention.flex_attention import BlockMask, _ordered_to_dense
+from torch.nn.attention.flex_attention import BlockMask
 
 
 @torch.compiler.disable  # reads block lists and mask values on the host
@@ -31,8 +31,8 @@ def video_square_hole(block_mask: BlockMask, rows: slice, batch_size: int, heads
     """
     q_block, kv_block = block_mask.BLOCK_SIZE
     listed = block_mask.to_dense().bool()  # [Bm, Hm, QB, KB], Bm in (1, B), Hm in (1, H)
-    full = torch.zeros_like(listed) if block_mask.full_kv_num_blocks is None else _ordered_to_dense(
-        block_mask.full_kv_num_blocks, block_mask.full_kv_indices, block_mask.full_kv_indices.shape[-1]).bool()
+    full = torch.zeros_like(listed) if block_mask.full_kv_num_blocks is None else _listed_blocks(
+        block_mask.full_kv_num_blocks, block_mask.full_kv_indices, listed.shape[-1])
     first_kv, last_kv = rows.start // kv_block, (rows.stop - 1) // kv_block
     device = listed.device
     batch = torch.arange(batch_size, device=device).view(-1, 1, 1, 1)
@@ -60,3 +60,17 @@ def video_square_hole(block_mask: BlockMask, rows: slice, batch_size: int, heads
                     f"{queries.view(-1)[where[2]].item()} (batch {where[0]}, head {where[1]}) inside the video "
                     f"tokens {rows.start}..{rows.stop - 1}")
     return None
+
+
+def _listed_blocks(
+    num_blocks: torch.Tensor,  # [Bm, Hm, QB] int: how many key blocks each query block lists
+    indices: torch.Tensor,  # [Bm, Hm, QB, L] int: the listed key blocks first, then padding
+    key_blocks: int,  # KB: key blocks of the sequence
+) -> torch.Tensor:
+    """``[Bm, Hm, QB, KB]`` bool: which key blocks each query block lists (torch's own helper for
+    this is private and changed its signature between releases)."""
+    slots = torch.arange(indices.shape[-1], device=indices.device)  # [L]
+    valid = slots < num_blocks.unsqueeze(-1)  # [Bm, Hm, QB, L]
+    columns = torch.where(valid, indices.long(), key_blocks)  # padding goes to a spare column
+    listed = torch.zeros(*indices.shape[:-1], key_blocks + 1, dtype=torch.bool, device=indices.device)
+    return listed.scatter_(-1, columns, True)[..., :key_blocks]
