@@ -5,6 +5,7 @@ Import only after ``comfyui_native_models.skip_without_comfyui()``: this imports
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import torch
@@ -55,3 +56,15 @@ def reference_sample(model: TinyVideoModel, settings: ReferenceSettings = Refere
     with reference_enhancement(model.build(dtype=dtype), placement_of(model), model.tokens_per_frame, settings,
                                scores) as patched:
         return sample(around(patched), model, steps=steps, cfg=cfg)
+
+
+def reference_samples(model: TinyVideoModel, settings: ReferenceSettings = ReferenceSettings(),
+                      scores: list[torch.Tensor] | None = None, **run: Any
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What ``check_against_reference`` compares a node's sample with: the float64 reference's
+    (its scores collected in ``scores``), the float32 reference's and the float64 reference's with
+    scores 4 float32 ulps up (``run``: ``reference_sample``'s other arguments)."""
+    return (reference_sample(model, settings, scores, **run),
+            reference_sample(model, dataclasses.replace(settings, compute_dtype=torch.float32), **run),
+            reference_sample(model, dataclasses.replace(settings, score_factor=1 + 4 * torch.finfo(torch.float32).eps),
+                             **run))

@@ -22,9 +22,7 @@ skip_without_comfyui()
 from comfyui_native_models import (COGVIDEOX, COSMOS, COSMOS_PREDICT2, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15,  # noqa: E402
                                    KANDINSKY5, LTXV, WAN21, WAN21_VACE, TinyVideoModel, sample)
 from comfyui_native_reference import ReferenceSettings, check_against_reference  # noqa: E402
-from comfyui_native_runs import ENHANCED, NOT_ENHANCED, enhanced, reference_sample  # noqa: E402
-
-FLOAT32_EPS = torch.finfo(torch.float32).eps
+from comfyui_native_runs import ENHANCED, NOT_ENHANCED, enhanced, reference_samples  # noqa: E402
 
 
 def check_node(model: TinyVideoModel, node: dict, settings: ReferenceSettings, steps: int = 2,
@@ -32,10 +30,8 @@ def check_node(model: TinyVideoModel, node: dict, settings: ReferenceSettings, s
     """The node with ``node`` settings against the reference with the same ``settings``."""
     run = dict(steps=steps, dtype=dtype, cfg=cfg)
     scores: list[torch.Tensor] = []
-    expected = reference_sample(model, settings, scores, **run)
+    expected, low_precision, nudged = reference_samples(model, settings, scores, **run)
     assert scores and min(s.min().item() for s in scores) > 1.0, "the reference never enhanced: the test could not fail"
-    low_precision = reference_sample(model, dataclasses.replace(settings, compute_dtype=torch.float32), **run)
-    nudged = reference_sample(model, dataclasses.replace(settings, score_factor=1 + 4 * FLOAT32_EPS), **run)
     got = sample(enhanced(model.build(dtype=dtype), **node), model, steps=steps, cfg=cfg)
     plain = sample(model.build(dtype=dtype), model, steps=steps, cfg=cfg)
     check_against_reference(got, expected, low_precision, nudged, plain)

@@ -29,8 +29,8 @@ from comfy_extras.nodes_easycache import EasyCacheNode, LazyCacheNode  # noqa: E
 from comfy_extras.nodes_lt import LTXVSpatioTemporalGuidance  # noqa: E402
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiTSimple  # noqa: E402
 from comfyui_native_models import LTX2, WAN21, TinyVideoModel, sample  # noqa: E402
-from comfyui_native_reference import ReferenceSettings, check_against_reference  # noqa: E402
-from comfyui_native_runs import enhanced, reference_sample  # noqa: E402
+from comfyui_native_reference import check_against_reference  # noqa: E402
+from comfyui_native_runs import enhanced, reference_samples  # noqa: E402
 
 STEPS = 8
 REUSED = re.compile(r"(EasyCache|LazyCache) - skipped (\d+)/(\d+) steps")
@@ -65,11 +65,7 @@ def check_chain(model: TinyVideoModel, apply_other: Callable[[Any], Any], order:
     """The node and ``apply_other`` chained in ``order`` against ``apply_other`` on the reference."""
     chain = (lambda patcher: enhanced(apply_other(patcher))) if order == "node after it" else \
         (lambda patcher: apply_other(enhanced(patcher)))
-    expected = reference_sample(model, around=apply_other, steps=STEPS)
-    low_precision = reference_sample(model, ReferenceSettings(compute_dtype=torch.float32), around=apply_other,
-                                     steps=STEPS)
-    nudged = reference_sample(model, ReferenceSettings(score_factor=1 + 4 * torch.finfo(torch.float32).eps),
-                              around=apply_other, steps=STEPS)
+    expected, low_precision, nudged = reference_samples(model, around=apply_other, steps=STEPS)
     plain = sample(apply_other(model.build()), model, steps=STEPS)
     got = sample(chain(model.build()), model, steps=STEPS)
     check_against_reference(got, expected, low_precision, nudged, plain)
