@@ -40,6 +40,11 @@ PLACEMENTS = ("to_out", "attention_output")
 ORDERS = ("after", "before")  # Enhance-A-Video applied after / before enable_parallelism
 WEIGHT = 4.0
 DTYPE = torch.float32
+# Wan 2.2 TI2V: a per-token timestep [B, seq_len], 0 on the conditioning image's latent frame 0;
+# with 2 latent frames of 4 x 4 tokens, diffusers' split of it leaves rank 0 only zeros. The
+# window [0, 0.5) holds the first step (progress 0.1), not the second (0.8).
+WINDOW = dict(start=0.0, end=0.5)
+WINDOW_TIMESTEPS = (900.0, 200.0)
 
 
 def hunyuan_cp_plan():
@@ -75,6 +80,15 @@ def model_inputs(name: str, dtype: torch.dtype = DTYPE):
     return (lambda: case.build().to(dtype)), inputs
 
 
+def per_token_timestep_inputs(timestep: float) -> dict:
+    """Tiny Wan's forward as Wan 2.2 TI2V calls it: 2 latent frames (hidden_states
+    ``[1, 4, 2, 8, 8]``: 16 tokens a frame) and ``timestep [1, 32]``, 0 on frame 0's tokens."""
+    _, inputs = model_inputs("wan")
+    inputs["hidden_states"] = torch.randn(1, 4, 2, 8, 8, generator=torch.Generator().manual_seed(9))
+    inputs["timestep"] = torch.cat([torch.zeros(1, 16), torch.full((1, 16), timestep)], dim=1)
+    return inputs
+
+
 def ltx_video_coords(frames: int, height: int, width: int) -> torch.Tensor:
     """``video_coords [1, 3, F*H*W]`` as LTXConditionPipeline builds them for a grid without
     conditions: each token's (t in seconds at 25 fps, h, w in pixels), frame-major."""
@@ -97,56 +111,97 @@ def _ring_forward_op(ctx, query, key, value, attn_mask=None, dropout_p=0.0, is_c
     return (out, lse.permute(0, 2, 1)) if return_lse else out
 
 
-def run_case(name: str, mode: str, placement: str | None, order: str = "after", remove: bool = False,
-             dtype: torch.dtype = DTYPE):
-    """One forward on this rank and its scores ``{layer: score}``; ``placement=None``: without
-    the adapter. ``order``: Enhance-A-Video applied ``"after"`` or ``"before"``
-    ``enable_parallelism``; ``remove``: removed again (after both) before the forward."""
+def parallel_model(name: str, mode: str, config, order: str = "after", dtype: torch.dtype = DTYPE):
+    """The tiny ``name`` model with ``{mode}_degree`` = world size and Enhance-A-Video ``config``
+    (``None``: without it) applied ``"after"`` or ``"before"`` ``enable_parallelism``."""
     from diffusers import ContextParallelConfig
-    from diffusers.models import attention_dispatch
 
     import eav_kernels as eav
-    from eav_kernels.adapters.hooks import ATTENTION_HOOK
 
-    build, inputs = model_inputs(name, dtype)
+    build, _ = model_inputs(name, dtype)
     model = build()
-    enhance = placement is not None
-    if enhance and order == "before":
-        eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, placement=placement))
+    if config is not None and order == "before":
+        eav.apply_enhance_a_video(model, config)
     world = dist.get_world_size()
-    config = ContextParallelConfig(**{f"{mode}_degree": world})
     device_count = torch.accelerator.device_count
     torch.accelerator.device_count = lambda: world
     try:
         model.enable_parallelism(
-            config=config, cp_plan=hunyuan_cp_plan() if name == "hunyuan_video" else None
+            config=ContextParallelConfig(**{f"{mode}_degree": world}),
+            cp_plan=hunyuan_cp_plan() if name == "hunyuan_video" else None,
         )
     finally:
         torch.accelerator.device_count = device_count
-    if enhance and order == "after":
-        eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, placement=placement))
-    if remove:
-        eav.remove_enhance_a_video(model)
+    if config is not None and order == "after":
+        eav.apply_enhance_a_video(model, config)
+    return model
+
+
+def forward(model: torch.nn.Module, mode: str, inputs: dict) -> torch.Tensor:
+    """``model(**inputs)[0]`` without grad; Ring runs with the LSE-returning forward op."""
+    from diffusers.models import attention_dispatch
+
     original_op = attention_dispatch._native_attention_forward_op
     if mode == "ring":
         attention_dispatch._native_attention_forward_op = _ring_forward_op
     try:
         with torch.no_grad():
-            output = model(**inputs)[0]
+            return model(**inputs)[0]
     finally:
         attention_dispatch._native_attention_forward_op = original_op
+
+
+def layer_scores(model: torch.nn.Module) -> dict:
+    """``{layer: score}`` (copies) of the latest forward's enhanced layers (``None``: the layer
+    was not enhanced, e.g. outside the denoising window)."""
+    from eav_kernels.adapters.hooks import ATTENTION_HOOK
+
     scores = {}
     for module_name, module in model.named_modules():
         registry = getattr(module, "_diffusers_hook", None)
         hook = registry.get_hook(ATTENTION_HOOK) if registry is not None else None
         if hook is not None:
-            scores[module_name] = hook.last_score.clone()
-    return output, scores
+            score = hook.last_score
+            scores[module_name] = None if score is None else score.clone()
+    return scores
+
+
+def run_case(name: str, mode: str, placement: str | None, order: str = "after", remove: bool = False,
+             dtype: torch.dtype = DTYPE):
+    """One forward on this rank and its scores ``{layer: score}``; ``placement=None``: without
+    the adapter. ``order``: Enhance-A-Video applied ``"after"`` or ``"before"``
+    ``enable_parallelism``; ``remove``: removed again (after both) before the forward."""
+    import eav_kernels as eav
+
+    config = None if placement is None else eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, placement=placement)
+    model = parallel_model(name, mode, config, order, dtype)
+    if remove:
+        eav.remove_enhance_a_video(model)
+    output = forward(model, mode, model_inputs(name, dtype)[1])
+    return output, layer_scores(model)
+
+
+def run_window_case(mode: str, order: str) -> dict:
+    """Tiny Wan under ``mode`` with a per-token timestep and the window ``WINDOW``, enhanced
+    ``order`` ``enable_parallelism``: ``{"plain": [out per step], "enhanced": [(out, scores,
+    active) per step]}`` over ``WINDOW_TIMESTEPS``."""
+    import eav_kernels as eav
+    from eav_kernels.adapters.hooks import TRANSFORMER_HOOK
+
+    steps = [per_token_timestep_inputs(t) for t in WINDOW_TIMESTEPS]
+    plain = parallel_model("wan", mode, None)
+    model = parallel_model("wan", mode, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, **WINDOW), order)
+    context = model._diffusers_hook.get_hook(TRANSFORMER_HOOK).context
+    enhanced = []
+    for inputs in steps:
+        output = forward(model, mode, inputs)
+        enhanced.append((output, layer_scores(model), context.active))
+    return {"plain": [forward(plain, mode, inputs) for inputs in steps], "enhanced": enhanced}
 
 
 def run_all() -> dict:
     """``{(model, mode): {"plain": out, "removed": {order: out}, "enhanced": {(placement, order):
-    (out, scores)}}}``; a case that raises is recorded as its message (the parent shows it)."""
+    (out, scores)}}, ("window", mode, order): run_window_case(mode, order)}``; a case that raises is recorded as its message (the parent shows it)."""
     results = {}
     for name in MODELS:
         for mode in MODES:
@@ -159,6 +214,12 @@ def run_all() -> dict:
                         result["enhanced"][(placement, order)] = run_case(name, mode, placement, order)
                     except Exception as error:  # noqa: BLE001  the parent fails the case with it
                         result["enhanced"][(placement, order)] = f"{type(error).__name__}: {error}"
+    for mode in MODES:
+        for order in ORDERS:
+            try:
+                results[("window", mode, order)] = run_window_case(mode, order)
+            except Exception as error:  # noqa: BLE001  the parent fails the case with it
+                results[("window", mode, order)] = f"{type(error).__name__}: {error}"
     return results
 
 

@@ -25,8 +25,9 @@ import torch
 pytest.importorskip("diffusers")  # before the imports that need it: a machine without it skips
 
 import eav_kernels as eav
-from context_parallel_worker import MODELS, MODES, ORDERS, PLACEMENTS, WEIGHT, model_inputs
-from eav_kernels.adapters.hooks import ATTENTION_HOOK
+from context_parallel_worker import (MODELS, MODES, ORDERS, PLACEMENTS, WEIGHT, WINDOW, WINDOW_TIMESTEPS,
+                                     layer_scores, model_inputs, per_token_timestep_inputs)
+from eav_kernels.adapters.hooks import TRANSFORMER_HOOK
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "context_parallel_worker.py")
 WORLD_SIZE = 2
@@ -71,13 +72,7 @@ def _single_process(name: str, placement: str):
     eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, placement=placement))
     with torch.no_grad():
         output = model(**inputs)[0]
-    scores = {}
-    for module_name, module in model.named_modules():
-        registry = getattr(module, "_diffusers_hook", None)
-        hook = registry.get_hook(ATTENTION_HOOK) if registry is not None else None
-        if hook is not None:
-            scores[module_name] = hook.last_score
-    return output, scores
+    return output, layer_scores(model)
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -129,3 +124,38 @@ def test_order_of_enable_parallelism_does_not_change_the_output(ranks, name, mod
         assert torch.equal(before[0], after[0]), (
             f"rank {rank}: max abs diff {(before[0] - after[0]).abs().max().item():.3g} between the orders"
         )
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("mode", MODES)
+def test_window_reads_the_unsplit_per_token_timestep(ranks, mode, order):
+    """Wan 2.2 TI2V's per-token timestep, which Wan's plan splits at the transformer's input:
+    rank 0's half is all zeros (the conditioning frame). Both ranks read the whole timestep, so
+    the window enhances the first step (progress 0.1) and not the second (0.8), as one process."""
+    build, _ = model_inputs("wan")
+    model = build()
+    eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, **WINDOW))
+    context = model._diffusers_hook.get_hook(TRANSFORMER_HOOK).context
+    expected = []
+    for timestep in WINDOW_TIMESTEPS:
+        with torch.no_grad():
+            output = model(**per_token_timestep_inputs(timestep))[0]
+        expected.append((output, layer_scores(model), context.active))
+    assert [active for _, _, active in expected] == [True, False]  # the window decides
+    for rank, result in enumerate(rank[("window", mode, order)] for rank in ranks):
+        assert not isinstance(result, str), f"rank {rank}: {result}"
+        for step, ((output, scores, active), (want, want_scores, want_active), plain) in enumerate(
+                zip(result["enhanced"], expected, result["plain"])):
+            assert active == want_active, f"rank {rank}, step {step}: active={active}, one process {want_active}"
+            output_scale = max(1.0, want.abs().max().item())
+            error = (output - want).abs().max().item()
+            assert error <= TOLERANCE[mode] * output_scale, (
+                f"rank {rank}, step {step}: max abs diff {error:.3g} vs one process"
+            )
+            if want_active:
+                for layer, score in want_scores.items():
+                    assert score.item() > 1.0, f"{layer}: score {score.item()} is clamped, the test is blind"
+                    torch.testing.assert_close(scores[layer], score, rtol=1e-6, atol=0)
+                assert (output - plain).abs().max().item() > 1e-2
+            else:  # outside the window: diffusers' CP alone, bit for bit
+                assert torch.equal(output, plain), f"rank {rank}, step {step}: enhanced outside the window"
