@@ -45,6 +45,8 @@ DTYPE = torch.float32
 # window [0, 0.5) holds the first step (progress 0.1), not the second (0.8).
 WINDOW = dict(start=0.0, end=0.5)
 WINDOW_TIMESTEPS = (900.0, 200.0)
+# FasterCache on a CFG batch of 2; it hands the model only the conditional half on step 2
+FASTER_CACHE_STEPS = 3
 
 
 def hunyuan_cp_plan():
@@ -111,15 +113,20 @@ def _ring_forward_op(ctx, query, key, value, attn_mask=None, dropout_p=0.0, is_c
     return (out, lse.permute(0, 2, 1)) if return_lse else out
 
 
-def parallel_model(name: str, mode: str, config, order: str = "after", dtype: torch.dtype = DTYPE):
+def parallel_model(name: str, mode: str, config, order: str = "after", dtype: torch.dtype = DTYPE,
+                   other_hook=None, other_hook_first: bool = False):
     """The tiny ``name`` model with ``{mode}_degree`` = world size and Enhance-A-Video ``config``
-    (``None``: without it) applied ``"after"`` or ``"before"`` ``enable_parallelism``."""
+    (``None``: without it) applied ``"after"`` or ``"before"`` ``enable_parallelism``;
+    ``other_hook(model)`` (another diffusers hook) applied first or right after
+    ``enable_parallelism``."""
     from diffusers import ContextParallelConfig
 
     import eav_kernels as eav
 
     build, _ = model_inputs(name, dtype)
     model = build()
+    if other_hook is not None and other_hook_first:
+        other_hook(model)
     if config is not None and order == "before":
         eav.apply_enhance_a_video(model, config)
     world = dist.get_world_size()
@@ -132,6 +139,8 @@ def parallel_model(name: str, mode: str, config, order: str = "after", dtype: to
         )
     finally:
         torch.accelerator.device_count = device_count
+    if other_hook is not None and not other_hook_first:
+        other_hook(model)
     if config is not None and order == "after":
         eav.apply_enhance_a_video(model, config)
     return model
@@ -199,9 +208,48 @@ def run_window_case(mode: str, order: str) -> dict:
     return {"plain": [forward(plain, mode, inputs) for inputs in steps], "enhanced": enhanced}
 
 
+def apply_faster_cache(model: torch.nn.Module, clock: list[float]) -> None:
+    """FasterCache on tiny Wan: its attention hooks reuse every second step, its denoiser hook
+    skips the unconditional half of the batch every third (timesteps read off ``clock[0]``)."""
+    from diffusers import FasterCacheConfig
+
+    model.enable_cache(FasterCacheConfig(
+        spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 1000),
+        unconditional_batch_skip_range=3, unconditional_batch_timestep_skip_range=(-1, 1000),
+        current_timestep_callback=lambda: clock[0], attention_weight_callback=lambda _: 0.5,
+    ))
+
+
+def faster_cache_steps(model: torch.nn.Module, clock: list[float], mode: str | None) -> list[torch.Tensor]:
+    """The outputs of ``FASTER_CACHE_STEPS`` denoising steps of a CFG batch of 2 (``mode``:
+    the CP mode, ``None`` in one process)."""
+    from adapters_tiny_models import CASES
+    from hook_stacks import denoise, run, step_inputs
+
+    steps = step_inputs(CASES["wan"], batch_size=2, steps=FASTER_CACHE_STEPS)
+    return denoise(model, steps, clock, run if mode is None else lambda model, inputs: forward(model, mode, inputs))
+
+
+def run_faster_cache_case(mode: str, faster_cache_first: bool, order: str) -> list[torch.Tensor] | str:
+    """Tiny Wan with FasterCache applied before (``faster_cache_first``) or after
+    ``enable_parallelism`` and Enhance-A-Video (``per_sample=True``) ``order`` it: the outputs of
+    ``faster_cache_steps``, or the error raised."""
+    import eav_kernels as eav
+
+    clock = [0.0]
+    config = eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, per_sample=True)
+    model = parallel_model("wan", mode, config, order, other_hook=lambda model: apply_faster_cache(model, clock),
+                           other_hook_first=faster_cache_first)
+    try:
+        return faster_cache_steps(model, clock, mode)
+    except ValueError as error:
+        return str(error)
+
+
 def run_all() -> dict:
     """``{(model, mode): {"plain": out, "removed": {order: out}, "enhanced": {(placement, order):
-    (out, scores)}}, ("window", mode, order): run_window_case(mode, order)}``; a case that raises is recorded as its message (the parent shows it)."""
+    (out, scores)}}, ("window", mode, order): run_window_case(mode, order), ("faster_cache", mode,
+    faster_cache_first, order): run_faster_cache_case(...)}``; a case that raises is recorded as its message (the parent shows it)."""
     results = {}
     for name in MODELS:
         for mode in MODES:
@@ -220,6 +268,9 @@ def run_all() -> dict:
                 results[("window", mode, order)] = run_window_case(mode, order)
             except Exception as error:  # noqa: BLE001  the parent fails the case with it
                 results[("window", mode, order)] = f"{type(error).__name__}: {error}"
+            for faster_cache_first in (False, True):
+                results[("faster_cache", mode, faster_cache_first, order)] = run_faster_cache_case(
+                    mode, faster_cache_first, order)
     return results
 
 

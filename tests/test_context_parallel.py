@@ -26,7 +26,8 @@ pytest.importorskip("diffusers")  # before the imports that need it: a machine w
 
 import eav_kernels as eav
 from context_parallel_worker import (MODELS, MODES, ORDERS, PLACEMENTS, WEIGHT, WINDOW, WINDOW_TIMESTEPS,
-                                     layer_scores, model_inputs, per_token_timestep_inputs)
+                                     apply_faster_cache, faster_cache_steps, layer_scores, model_inputs,
+                                     per_token_timestep_inputs)
 from eav_kernels.adapters.hooks import TRANSFORMER_HOOK
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "context_parallel_worker.py")
@@ -159,3 +160,33 @@ def test_window_reads_the_unsplit_per_token_timestep(ranks, mode, order):
                 assert (output - plain).abs().max().item() > 1e-2
             else:  # outside the window: diffusers' CP alone, bit for bit
                 assert torch.equal(output, plain), f"rank {rank}, step {step}: enhanced outside the window"
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("mode", MODES)
+def test_per_sample_under_faster_cache_applied_after_enable_parallelism(ranks, mode, order):
+    """FasterCache applied after ``enable_parallelism``, ``per_sample=True``: Enhance-A-Video's
+    transformer hook sits inside FasterCache and outside the split, and folds the halved CFG
+    batch of step 2 as one process with the same hooks does."""
+    clock = [0.0]
+    model = model_inputs("wan")[0]()
+    apply_faster_cache(model, clock)
+    eav.apply_enhance_a_video(model, eav.EnhanceAVideoConfig(enhance_weight=WEIGHT, per_sample=True))
+    expected = faster_cache_steps(model, clock, None)
+    for rank, result in enumerate(rank[("faster_cache", mode, False, order)] for rank in ranks):
+        assert not isinstance(result, str), f"rank {rank}: {result}"
+        for step, (output, want) in enumerate(zip(result, expected)):
+            error = (output - want).abs().max().item()
+            assert error <= TOLERANCE[mode] * max(1.0, want.abs().max().item()), (
+                f"rank {rank}, step {step}: max abs diff {error:.3g} vs one process"
+            )
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("mode", MODES)
+def test_per_sample_refuses_faster_cache_applied_before_enable_parallelism(ranks, mode, order):
+    """FasterCache applied before ``enable_parallelism`` sits inside the split, where the
+    transformer hook cannot be: ``per_sample=True`` raises, naming the combination."""
+    for rank in ranks:
+        result = rank[("faster_cache", mode, True, order)]
+        assert isinstance(result, str) and "FasterCache applied before enable_parallelism" in result, result

@@ -48,6 +48,8 @@ _HOOK_NAMES = (TRANSFORMER_HOOK, ATTENTION_HOOK, RESIDUAL_HOOK)
 # the name prefixes of diffusers' context-parallel input split and output gather hooks
 # (hooks/context_parallel.py: "cp_input---{module}", "cp_output---{module}")
 _CONTEXT_PARALLEL_HOOKS = ("cp_input---", "cp_output---")
+# diffusers' hook that hands the model half of a CFG batch (hooks/faster_cache.py)
+_BATCH_HALVING_HOOK = "faster_cache_denoiser"
 
 
 class EnhanceAVideoTransformerHook(ModelHook):
@@ -73,6 +75,8 @@ class EnhanceAVideoTransformerHook(ModelHook):
         return module
 
     def pre_forward(self, module: torch.nn.Module, *args, **kwargs):
+        if self.config.per_sample:
+            _refuse_batch_halving_inside(module._diffusers_hook)
         arguments = bound_arguments(self._forward_signature, args, kwargs)
         self.context.begin(module, self.spec, self.config, arguments)
         return args, kwargs
@@ -81,6 +85,21 @@ class EnhanceAVideoTransformerHook(ModelHook):
 def _stay_outside_context_parallel_split(module: torch.nn.Module, args: tuple) -> None:
     """Forward pre-hook of an enhanced transformer: diffusers' hook chain has not run yet."""
     move_outside(module._diffusers_hook, TRANSFORMER_HOOK, _CONTEXT_PARALLEL_HOOKS)
+
+
+def _refuse_batch_halving_inside(registry: HookRegistry) -> None:
+    """Raise if FasterCache's denoiser hook sits inside the transformer hook: FasterCache applied
+    before ``enable_parallelism`` sits inside the split, and the transformer hook outside it;
+    ``per_sample`` scores would fold the CFG batch FasterCache halves."""
+    order = registry._hook_order  # innermost first
+    if _BATCH_HALVING_HOOK in order and order.index(_BATCH_HALVING_HOOK) < order.index(TRANSFORMER_HOOK):
+        raise ValueError(
+            "Enhance-A-Video with per_sample=True does not support FasterCache applied before "
+            "enable_parallelism: FasterCache's denoiser hook then sits inside context parallelism's "
+            "input split, and Enhance-A-Video's transformer hook outside it, where it cannot see the "
+            f"batch FasterCache halves (hooks, innermost first: {order}). Apply FasterCache after "
+            "enable_parallelism, or use per_sample=False. See docs/multi_gpu.md"
+        )
 
 
 class EnhanceAVideoAttentionHook(ModelHook):
