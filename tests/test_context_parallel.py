@@ -4,6 +4,8 @@ HunyuanVideo and LTX-Video (called with ``num_frames``, and with ``video_coords`
 ``ulysses_degree=2`` and ``ring_degree=2``, with the adapter applied after or before
 ``enable_parallelism``; the outputs must match one process running the same model with the same
 adapter. Removed again (in either order) the model computes exactly what diffusers alone computes.
+Tiny Wan also runs with a per-token (TI2V) timestep and a partial window, and with FasterCache and
+``per_sample=True`` (applied after ``enable_parallelism``: as one process; before: refused).
 
 Tolerances are on the max abs difference, relative to the output's scale (``max(1, max |out|)``:
 the tiny HunyuanVideo's outputs reach 6, where one float32 ulp is 4.8e-7): Ulysses 1e-6, Ring
