@@ -209,3 +209,17 @@ def test_an_output_computed_outside_the_window_is_reused_unenhanced(order):
     assert _pab_reused_steps() == {1, 3}
     torch.testing.assert_close(actual[1], expected[1], rtol=0, atol=0)
     assert_changed(actual[2], expected[2])
+
+
+def test_a_step_outside_the_window_leaves_no_score_behind():
+    """The attention hooks' ``last_score`` is the latest call's: after a step outside the window
+    (progress below ``start``) it is ``None``, not the score of the step before."""
+    from context_parallel_worker import layer_scores
+
+    steps = _step_inputs()  # timesteps fall: the first is the noisiest
+    model = stack(CASE, lambda model: None, "eav_first", start=0.2)
+    run(model, steps[1])
+    assert all(score is not None for score in layer_scores(model).values())
+    run(model, steps[0])  # progress 0.1: before the window
+    scores = layer_scores(model)
+    assert scores and all(score is None for score in scores.values())

@@ -66,6 +66,7 @@ class LayerEnhancement:
             output = layer_forward(*args, **kwargs)
             if self._is_reused(output):
                 return self._reused(output)
+            self.last_score = None  # outside the window: this call has no score
             self.produced = ProducedOutput(output, None, None)
             return output
         self.num_frames = self._num_frames(module, args, kwargs)
