@@ -24,7 +24,9 @@ tests/test_context_parallel*.py against context parallelism enabled after Enhanc
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
+import torch
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import HookFunctionReference
 
@@ -44,11 +46,7 @@ def register_innermost(registry: HookRegistry, hook: ModelHook, name: str, outsi
     inner_forward = outer.original_forward if outer.original_forward is not None else outer.forward
 
     fn_ref = HookFunctionReference()
-    fn_ref.pre_forward, fn_ref.post_forward = hook.pre_forward, hook.post_forward
-    fn_ref.forward = inner_forward
-    if hasattr(hook, "new_forward"):
-        fn_ref.original_forward = inner_forward
-        fn_ref.forward = functools.partial(hook.new_forward, module)
+    _link(fn_ref, hook, module, inner_forward)
 
     def hooked_forward(*args, **kwargs):
         args, kwargs = fn_ref.pre_forward(module, *args, **kwargs)
@@ -98,14 +96,21 @@ def _rechain(registry: HookRegistry, order: list[str]) -> None:
     module = registry._module_ref
     for link, inner_forward, name in zip(links, wrapped, order):
         hook = registry.hooks[name]
-        link.pre_forward, link.post_forward = hook.pre_forward, hook.post_forward
-        if hasattr(hook, "new_forward"):
-            link.original_forward = inner_forward
-            link.forward = functools.update_wrapper(functools.partial(hook.new_forward, module), hook.new_forward)
-        else:
-            link.original_forward, link.forward = None, inner_forward
+        _link(link, hook, module, inner_forward)
         hook.fn_ref = link
     registry._hook_order[:] = order
+
+
+def _link(link: HookFunctionReference, hook: ModelHook, module: torch.nn.Module, inner_forward: Callable) -> None:
+    """Make chain ``link`` run ``hook`` around ``inner_forward`` (what the link wraps), as
+    ``HookRegistry.register_hook`` fills a new link: a hook with ``new_forward`` replaces the
+    forward and keeps ``inner_forward`` as its ``original_forward``."""
+    link.pre_forward, link.post_forward = hook.pre_forward, hook.post_forward
+    if hasattr(hook, "new_forward"):
+        link.original_forward = inner_forward
+        link.forward = functools.update_wrapper(functools.partial(hook.new_forward, module), hook.new_forward)
+    else:
+        link.original_forward, link.forward = None, inner_forward
 
 
 def remove_keeping_outer_hooks(registry: HookRegistry, name: str) -> None:
