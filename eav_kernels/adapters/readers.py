@@ -194,6 +194,11 @@ def minimax_h3_video_tokens(model: torch.nn.Module, arguments: Arguments) -> int
     return minimax_h3_target_video(model, arguments)[0]
 
 
+# pixels per token of Wan-Animate-2's origin_area (8x8 VAE downsampling, 2x2 patches): the model's
+# own forward divides origin_area[0] * origin_area[1] by this literal to size its attention buffer
+_PIXELS_PER_TOKEN = 256
+
+
 def wan_animate2_reference_pass(model: torch.nn.Module, arguments: Arguments) -> bool:
     """Wan-Animate-2's ``kv_cache_mode="extract"`` forward encodes the driving video into the K/V
     cache: no denoising pass of the generated video."""
@@ -214,10 +219,10 @@ def wan_animate2_video_tokens(model: torch.nn.Module, arguments: Arguments) -> i
     ``origin_area`` (``origin_area[0] * origin_area[1] / 256`` rows per frame); the generated rows
     are the buffer's first rows, frame-major, only when the two agree: else ``ValueError``."""
     latents = arguments["hidden_states"][0]  # [C, 1 + F, H, W]
-    _, p_h, p_w = (int(p) for p in model.config["patch_size"])
-    positions = (latents.shape[2] // p_h) * (latents.shape[3] // p_w)
-    origin_area = arguments.get("origin_area")
-    buffer_positions = None if origin_area is None else origin_area[0] * origin_area[1] // 256
+    patch_h, patch_w = _patch(model, "patch_size", 1), _patch(model, "patch_size", 2)
+    positions = (latents.shape[2] // patch_h) * (latents.shape[3] // patch_w)
+    origin_area = arguments.get("origin_area")  # [height, width] in pixels
+    buffer_positions = None if origin_area is None else origin_area[0] * origin_area[1] // _PIXELS_PER_TOKEN
     if buffer_positions != positions:
         raise ValueError(
             f"{type(model).__name__}: the generation attention lays frames out at "
