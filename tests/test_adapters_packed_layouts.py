@@ -12,7 +12,7 @@ pytest.importorskip("diffusers")  # before the imports that need it: a machine w
 from adapters_tiny_base import enhance_config, run
 from adapters_tiny_models import CASES
 from eav_kernels import apply_enhance_a_video, remove_enhance_a_video
-from eav_kernels.adapters.readers import minimax_h3_target_video
+from eav_kernels.adapters.readers import ltx_generated_video, minimax_h3_target_video
 
 CASE = CASES["minimax_h3"]
 WAN_ANIMATE_2 = CASES["wan_animate_2"]
@@ -135,3 +135,17 @@ def test_ltx_forward_without_frame_count_or_coords_says_what_to_pass():
             run(model, inputs)
     finally:
         remove_enhance_a_video(model)
+
+
+def test_ltx_video_coords_differing_between_samples_name_the_sample_and_token():
+    """LTX's layout is read once for the batch: a sample whose coordinates differ raises, naming
+    where (sample 1, token 5) and both coordinates."""
+    frames, positions = 3, 4
+    grid = torch.stack(torch.meshgrid(torch.arange(frames), torch.arange(2), torch.arange(2), indexing="ij"))
+    coords = grid.reshape(1, 3, frames * positions).repeat(2, 1, 1).float()  # [B=2, 3, N=12]
+    coords[1, 2, 5] += 7.0
+    arguments = {"hidden_states": torch.randn(2, frames * positions, 8), "video_coords": coords}
+    with pytest.raises(ValueError, match=r"sample 1, token 5: \[1.0, 0.0, 8.0\] vs sample 0's \[1.0, 0.0, 1.0\]"):
+        ltx_generated_video(torch.nn.Identity(), arguments)
+    coords[1, 2, 5] -= 7.0
+    assert ltx_generated_video(torch.nn.Identity(), arguments) == (frames * positions, frames)

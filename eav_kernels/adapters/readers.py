@@ -79,8 +79,14 @@ def ltx_generated_video(model: torch.nn.Module, arguments: Arguments) -> tuple[i
             "count cannot be read"
         )
     coords = coords.detach().to("cpu", torch.float64)
-    if not torch.equal(coords, coords[:1].expand_as(coords)):
-        raise ValueError(f"{type(model).__name__}: video_coords differ between batch elements")
+    differs = (coords != coords[:1]).any(dim=1)  # [B, N]: a token whose (t, h, w) differs from sample 0's
+    if bool(differs.any()):
+        sample, token = differs.nonzero()[0].tolist()
+        raise ValueError(
+            f"{type(model).__name__}: video_coords [B={coords.shape[0]}, 3, N={coords.shape[2]}] differ between "
+            f"batch elements (sample {sample}, token {token}: {coords[sample, :, token].tolist()} vs sample 0's "
+            f"{coords[0, :, token].tolist()}); Enhance-A-Video reads one layout for the whole batch"
+        )
     times, sizes = torch.unique_consecutive(coords[0, 0], return_counts=True)
     increasing = (times[1:] > times[:-1]).flip(0)  # [runs - 1], from the end
     frames = 1 + int(increasing.cumprod(0).sum())
