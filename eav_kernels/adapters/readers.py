@@ -144,7 +144,7 @@ def kandinsky5_sparse_attention(model: torch.nn.Module, arguments: Arguments) ->
     return None
 
 
-def frame_major_rows(name: str, positions: torch.Tensor,  # [N, 3]: (t, h, w) of each row
+def frame_major_rows(model_name: str, positions: torch.Tensor,  # [N, 3]: (t, h, w) of each row
                      source: str) -> int:
     """The frame count ``F`` of ``N`` rows that must be ``F`` frames of ``S`` positions,
     frame-major (row ``t * S + s``): runs of equal ``t``, all of ``S`` rows, times increasing,
@@ -156,7 +156,7 @@ def frame_major_rows(name: str, positions: torch.Tensor,  # [N, 3]: (t, h, w) of
         grid.view(frames, per_frame, 2), grid[:per_frame].expand(frames, -1, -1)
     ):
         raise ValueError(
-            f"{name}: the {positions.shape[0]} generated video rows are not F frames of S positions: "
+            f"{model_name}: the {positions.shape[0]} generated video rows are not F frames of S positions: "
             f"their times in {source} form {frames} runs of sizes {sizes[:8].tolist()}"
             f"{'...' if frames > 8 else ''} at times {times[:8].tolist()}{'...' if frames > 8 else ''} "
             "(need equal sizes, increasing times, one (h, w) grid)"
