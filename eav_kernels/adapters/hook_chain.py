@@ -76,7 +76,7 @@ def move_outside(registry: HookRegistry, name: str, outside_of: tuple[str, ...])
     ``nn.Module.__call__`` binds it before running forward pre-hooks, runs the new order).
     Returns whether it moved."""
     index = registry._hook_order.index(name)
-    position = _position(registry, outside_of)  # just outside the outermost such hook
+    position = _position(registry, outside_of)
     if position <= index:
         return False
     order = list(registry._hook_order)

@@ -199,7 +199,8 @@ def _other_modes_active() -> bool:
     return any(not isinstance(mode, DeviceContext) for mode in torch.overrides._get_current_function_mode_stack())
 
 
-def _returns_an_input(output: torch.Tensor, args: tuple, kwargs: dict) -> bool:
+def _returns_an_input(output: torch.Tensor,  # the call's attention output, any layout
+                      args: tuple, kwargs: dict) -> bool:
     """Whether an attention call's ``output`` is (a view of) one of the call's tensor inputs: no
     attention was computed, something outside replaced it (a real output is a new tensor)."""
     storage = output.untyped_storage().data_ptr()
