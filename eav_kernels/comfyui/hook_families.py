@@ -3,12 +3,12 @@ Wan (``attn1_patch``) and HunyuanVideo (``attn1_patch`` + ``attn1_output_patch``
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Iterable
+from typing import Any, Iterable
 
 import torch
 
-from .flux_streams import FluxStreamLayout, RopeFunction, flux_stream_output_patch, flux_stream_attention_patch
-from .projection import PendingScores, ScaledProjection
+from .flux_streams import FluxStreamLayout, RopeFunction, flux_stream_attention_patch, flux_stream_output_patch
+from .projection import PendingScores, wrap_projection
 from .settings import AFTER_PROJECTION, EnhanceSettings
 from .wan import wan_patch
 
@@ -37,15 +37,6 @@ def install_hunyuan_video(clone: Any, model: torch.nn.Module, settings: EnhanceS
         for index in range(doubles):
             if settings.selects(index):
                 wrap_projection(clone, f"diffusion_model.double_blocks.{index}.img_attn.proj", pending, index)
-
-
-def wrap_projection(clone: Any, module_name: str, pending: PendingScores, block: Hashable,
-                    sequence_first: bool = False) -> None:
-    """Install ``ScaledProjection`` as ``module_name``'s forward on ``clone`` (an object patch:
-    applied while the clone runs, restored after; chained to an earlier patch of that forward).
-    ``block``: the ``PendingScores`` key its attention hook puts the score under."""
-    name = f"{module_name}.forward"
-    clone.add_object_patch(name, ScaledProjection(clone.get_model_object(name), pending, block, sequence_first))
 
 
 def require_classes(family: str, modules: Iterable[torch.nn.Module], class_name: str) -> None:
