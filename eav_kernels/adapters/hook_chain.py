@@ -16,8 +16,10 @@ hook just outside it (the transformer hook does so before each forward), keeping
 ``forward`` the same callable, so the forward already under way runs the new order.
 
 The functions reach into the registry's chain (``_hook_order``, ``_fn_refs``, the
-``HookFunctionReference`` fields), as diffusers 0.42 lays it out; tests/test_hook_composition*.py
-exercise them against every diffusers cache that hooks attention modules, and
+``HookFunctionReference`` fields), which diffusers 0.35 (the oldest this project supports) and
+0.42 lay out alike (the same chain fields, links filled the same way, the same ``remove_hook``);
+tests/test_hook_composition*.py exercise them, with the diffusers the project's environment
+installs, against every diffusers cache that hooks attention modules, and
 tests/test_context_parallel*.py against context parallelism enabled after Enhance-A-Video.
 """
 
@@ -116,7 +118,7 @@ def _link(link: HookFunctionReference, hook: ModelHook, module: torch.nn.Module,
 def remove_keeping_outer_hooks(registry: HookRegistry, name: str) -> None:
     """``registry.remove_hook(name, recurse=False)``, keeping a hook registered around it working.
 
-    diffusers 0.42 hands the removed hook's inner forward to the next hook's ``fn_ref.forward``;
+    diffusers (0.35 to 0.42) hands the removed hook's inner forward to the next hook's ``fn_ref.forward``;
     for a hook with ``new_forward`` (pyramid attention broadcast and the other caches) that
     replaces the hook itself, which then silently stops caching. Its inner forward is
     ``fn_ref.original_forward``: put it there and give the hook its own forward back.
