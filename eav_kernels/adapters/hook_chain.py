@@ -42,7 +42,8 @@ def register_innermost(registry: HookRegistry, hook: ModelHook, name: str, outsi
         registry.register_hook(hook, name)
         return
     if name in registry.hooks:
-        raise ValueError(f"hook {name!r} is already registered on this module")
+        raise ValueError(f"hook {name!r} is already registered on this module (its chain, innermost "
+                         f"first: {registry._hook_order})")
     module = hook.initialize_hook(registry._module_ref)
     outer = registry._fn_refs[position]
     inner_forward = outer.original_forward if outer.original_forward is not None else outer.forward

@@ -129,9 +129,10 @@ class AttentionCapture(TorchFunctionMode):
         with torch.no_grad():
             if self.sharded is not None:
                 if call.sequences is not None or call.block_mask is not None:
+                    kind = (f"packed variable-length ({len(call.sequences)} sequences)" if call.sequences is not None
+                            else "flex_attention block-masked")
                     raise NotImplementedError(
-                        f"{self.layer.name}: packed variable-length or block-masked attention under "
-                        "context parallelism is not supported"
+                        f"{self.layer.name}: {kind} attention under context parallelism is not supported"
                     )
                 cfi, rows = self.sharded(call_index, query, key, self.video_token_count, self.num_frames,
                                          call.scale, backend)
