@@ -4,6 +4,8 @@ arguments and checked) and Wan-Animate-2 (generation rows at the head of a 128-a
 buffer; the reference pass runs untouched). A layout that cannot be read raises ValueError with
 the numbers, before anything is computed."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -12,7 +14,7 @@ pytest.importorskip("diffusers")  # before the imports that need it: a machine w
 from adapters_tiny_base import enhance_config, run
 from adapters_tiny_models import CASES
 from eav_kernels import apply_enhance_a_video, remove_enhance_a_video
-from eav_kernels.adapters.readers import minimax_h3_target_video
+from eav_kernels.adapters.readers import ltx_generated_video, minimax_h3_target_video
 
 CASE = CASES["minimax_h3"]
 WAN_ANIMATE_2 = CASES["wan_animate_2"]
@@ -22,6 +24,16 @@ TARGET_ROWS = CASE.num_frames * 16  # the tiny layout: F frames of 4 x 4 positio
 @pytest.fixture(scope="module")
 def model():
     return CASE.build()
+
+
+@contextlib.contextmanager
+def _enhanced(model: torch.nn.Module):
+    """``model`` with Enhance-A-Video (weight 4) applied, removed on the way out."""
+    apply_enhance_a_video(model, enhance_config(4.0))
+    try:
+        yield model
+    finally:
+        remove_enhance_a_video(model)
 
 
 def _layout():
@@ -69,12 +81,9 @@ def test_unreadable_layout_raises_at_the_enhanced_forward(model):
     inputs = _layout()
     inputs["position_ids"][-16:, 0] += 100.0 * torch.arange(16.0)  # the last frame's rows at 16 times
     plain = run(model, {**inputs, "position_ids": inputs["position_ids"].clone()})  # the model itself runs
-    apply_enhance_a_video(model, enhance_config(4.0))
-    try:
+    with _enhanced(model):
         with pytest.raises(ValueError, match="18 runs"):
             run(model, inputs)
-    finally:
-        remove_enhance_a_video(model)
     assert torch.equal(run(model, inputs), plain)
 
 
@@ -100,12 +109,9 @@ def test_wan_animate2_reference_pass_runs_untouched():
     plain = run(model, _reference_pass_inputs(plain_cache))
     denoising = WAN_ANIMATE_2.inputs(1, torch.Generator().manual_seed(4))
     plain_denoised = run(model, denoising)
-    apply_enhance_a_video(model, enhance_config(4.0))
-    try:
+    with _enhanced(model):
         assert torch.equal(run(model, _reference_pass_inputs(enhanced_cache)), plain)
         assert (run(model, denoising) - plain_denoised).abs().max().item() > 1e-4
-    finally:
-        remove_enhance_a_video(model)
     for layer in range(2):
         for cached, expected in zip(enhanced_cache.get(layer).get(), plain_cache.get(layer).get()):
             assert torch.equal(cached, expected)
@@ -116,12 +122,9 @@ def test_wan_animate2_buffer_of_another_frame_size_raises_with_the_numbers():
     per frame: the generated rows would not be the buffer's first rows."""
     model = WAN_ANIMATE_2.build()
     inputs = {**WAN_ANIMATE_2.inputs(1, torch.Generator().manual_seed(5)), "origin_area": [128, 64]}
-    apply_enhance_a_video(model, enhance_config(4.0))
-    try:
+    with _enhanced(model):
         with pytest.raises(ValueError, match=r"at 32 rows each \(origin_area=\[128, 64\]\) but the latents have 16"):
             run(model, inputs)
-    finally:
-        remove_enhance_a_video(model)
 
 
 def test_ltx_forward_without_frame_count_or_coords_says_what_to_pass():
@@ -129,9 +132,20 @@ def test_ltx_forward_without_frame_count_or_coords_says_what_to_pass():
     model = case.build()
     inputs = case.inputs(1, torch.Generator().manual_seed(6))
     del inputs["video_coords"]
-    apply_enhance_a_video(model, enhance_config(4.0))
-    try:
+    with _enhanced(model):
         with pytest.raises(ValueError, match="needs `num_frames` .* or `video_coords`"):
             run(model, inputs)
-    finally:
-        remove_enhance_a_video(model)
+
+
+def test_ltx_video_coords_differing_between_samples_name_the_sample_and_token():
+    """LTX's layout is read once for the batch: a sample whose coordinates differ raises, naming
+    where (sample 1, token 5) and both coordinates."""
+    frames, positions = 3, 4
+    grid = torch.stack(torch.meshgrid(torch.arange(frames), torch.arange(2), torch.arange(2), indexing="ij"))
+    coords = grid.reshape(1, 3, frames * positions).repeat(2, 1, 1).float()  # [B=2, 3, N=12]
+    coords[1, 2, 5] += 7.0
+    arguments = {"hidden_states": torch.randn(2, frames * positions, 8), "video_coords": coords}
+    with pytest.raises(ValueError, match=r"sample 1, token 5: \[1.0, 0.0, 8.0\] vs sample 0's \[1.0, 0.0, 1.0\]"):
+        ltx_generated_video(torch.nn.Identity(), arguments)
+    coords[1, 2, 5] -= 7.0
+    assert ltx_generated_video(torch.nn.Identity(), arguments) == (frames * positions, frames)

@@ -194,6 +194,16 @@ def test_the_transformer_hook_stays_outside_the_context_parallel_split_only():
     torch.testing.assert_close(run(model, _step_inputs()[0]), expected, rtol=0, atol=0)
 
 
+def test_registering_a_hook_name_twice_innermost_raises_with_the_chain():
+    from eav_kernels.adapters.hook_chain import register_innermost
+
+    registry = HookRegistry.check_if_exists_or_initialize(torch.nn.Linear(3, 5))
+    registry.register_hook(_Passing(), "outer")
+    register_innermost(registry, _Passing(), "inner")
+    with pytest.raises(ValueError, match=r"'inner' is already registered .*innermost first: \['inner', 'outer'\]"):
+        register_innermost(registry, _Passing(), "inner")
+
+
 @pytest.mark.parametrize("order", ORDERS)
 def test_an_output_computed_outside_the_window_is_reused_unenhanced(order):
     """Step 0 (progress 0.1) is before ``start=0.2``: PAB reuses its unenhanced attention outputs

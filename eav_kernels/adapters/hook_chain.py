@@ -16,15 +16,19 @@ hook just outside it (the transformer hook does so before each forward), keeping
 ``forward`` the same callable, so the forward already under way runs the new order.
 
 The functions reach into the registry's chain (``_hook_order``, ``_fn_refs``, the
-``HookFunctionReference`` fields), as diffusers 0.42 lays it out; tests/test_hook_composition*.py
-exercise them against every diffusers cache that hooks attention modules, and
+``HookFunctionReference`` fields), which diffusers 0.35 (the oldest this project supports) and
+0.42 lay out alike (the same chain fields, links filled the same way, the same ``remove_hook``);
+tests/test_hook_composition*.py exercise them, with the diffusers the project's environment
+installs, against every diffusers cache that hooks attention modules, and
 tests/test_context_parallel*.py against context parallelism enabled after Enhance-A-Video.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
+import torch
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import HookFunctionReference
 
@@ -38,17 +42,14 @@ def register_innermost(registry: HookRegistry, hook: ModelHook, name: str, outsi
         registry.register_hook(hook, name)
         return
     if name in registry.hooks:
-        raise ValueError(f"hook {name!r} is already registered on this module")
+        raise ValueError(f"hook {name!r} is already registered on this module (its chain, innermost "
+                         f"first: {registry._hook_order})")
     module = hook.initialize_hook(registry._module_ref)
     outer = registry._fn_refs[position]
     inner_forward = outer.original_forward if outer.original_forward is not None else outer.forward
 
     fn_ref = HookFunctionReference()
-    fn_ref.pre_forward, fn_ref.post_forward = hook.pre_forward, hook.post_forward
-    fn_ref.forward = inner_forward
-    if hasattr(hook, "new_forward"):
-        fn_ref.original_forward = inner_forward
-        fn_ref.forward = functools.partial(hook.new_forward, module)
+    _link(fn_ref, hook, module, inner_forward)
 
     def hooked_forward(*args, **kwargs):
         args, kwargs = fn_ref.pre_forward(module, *args, **kwargs)
@@ -78,7 +79,7 @@ def move_outside(registry: HookRegistry, name: str, outside_of: tuple[str, ...])
     ``nn.Module.__call__`` binds it before running forward pre-hooks, runs the new order).
     Returns whether it moved."""
     index = registry._hook_order.index(name)
-    position = _position(registry, outside_of)  # just outside the outermost such hook
+    position = _position(registry, outside_of)
     if position <= index:
         return False
     order = list(registry._hook_order)
@@ -98,20 +99,27 @@ def _rechain(registry: HookRegistry, order: list[str]) -> None:
     module = registry._module_ref
     for link, inner_forward, name in zip(links, wrapped, order):
         hook = registry.hooks[name]
-        link.pre_forward, link.post_forward = hook.pre_forward, hook.post_forward
-        if hasattr(hook, "new_forward"):
-            link.original_forward = inner_forward
-            link.forward = functools.update_wrapper(functools.partial(hook.new_forward, module), hook.new_forward)
-        else:
-            link.original_forward, link.forward = None, inner_forward
+        _link(link, hook, module, inner_forward)
         hook.fn_ref = link
     registry._hook_order[:] = order
+
+
+def _link(link: HookFunctionReference, hook: ModelHook, module: torch.nn.Module, inner_forward: Callable) -> None:
+    """Make chain ``link`` run ``hook`` around ``inner_forward`` (what the link wraps), as
+    ``HookRegistry.register_hook`` fills a new link: a hook with ``new_forward`` replaces the
+    forward and keeps ``inner_forward`` as its ``original_forward``."""
+    link.pre_forward, link.post_forward = hook.pre_forward, hook.post_forward
+    if hasattr(hook, "new_forward"):
+        link.original_forward = inner_forward
+        link.forward = functools.update_wrapper(functools.partial(hook.new_forward, module), hook.new_forward)
+    else:
+        link.original_forward, link.forward = None, inner_forward
 
 
 def remove_keeping_outer_hooks(registry: HookRegistry, name: str) -> None:
     """``registry.remove_hook(name, recurse=False)``, keeping a hook registered around it working.
 
-    diffusers 0.42 hands the removed hook's inner forward to the next hook's ``fn_ref.forward``;
+    diffusers (0.35 to 0.42) hands the removed hook's inner forward to the next hook's ``fn_ref.forward``;
     for a hook with ``new_forward`` (pyramid attention broadcast and the other caches) that
     replaces the hook itself, which then silently stops caching. Its inner forward is
     ``fn_ref.original_forward``: put it there and give the hook its own forward back.

@@ -79,8 +79,14 @@ def ltx_generated_video(model: torch.nn.Module, arguments: Arguments) -> tuple[i
             "count cannot be read"
         )
     coords = coords.detach().to("cpu", torch.float64)
-    if not torch.equal(coords, coords[:1].expand_as(coords)):
-        raise ValueError(f"{type(model).__name__}: video_coords differ between batch elements")
+    differs = (coords != coords[:1]).any(dim=1)  # [B, N]: a token whose (t, h, w) differs from sample 0's
+    if bool(differs.any()):
+        sample, token = differs.nonzero()[0].tolist()
+        raise ValueError(
+            f"{type(model).__name__}: video_coords [B={coords.shape[0]}, 3, N={coords.shape[2]}] differ between "
+            f"batch elements (sample {sample}, token {token}: {coords[sample, :, token].tolist()} vs sample 0's "
+            f"{coords[0, :, token].tolist()}); Enhance-A-Video reads one layout for the whole batch"
+        )
     times, sizes = torch.unique_consecutive(coords[0, 0], return_counts=True)
     increasing = (times[1:] > times[:-1]).flip(0)  # [runs - 1], from the end
     frames = 1 + int(increasing.cumprod(0).sum())
@@ -138,7 +144,7 @@ def kandinsky5_sparse_attention(model: torch.nn.Module, arguments: Arguments) ->
     return None
 
 
-def frame_major_rows(name: str, positions: torch.Tensor,  # [N, 3]: (t, h, w) of each row
+def frame_major_rows(model_name: str, positions: torch.Tensor,  # [N, 3]: (t, h, w) of each row
                      source: str) -> int:
     """The frame count ``F`` of ``N`` rows that must be ``F`` frames of ``S`` positions,
     frame-major (row ``t * S + s``): runs of equal ``t``, all of ``S`` rows, times increasing,
@@ -150,7 +156,7 @@ def frame_major_rows(name: str, positions: torch.Tensor,  # [N, 3]: (t, h, w) of
         grid.view(frames, per_frame, 2), grid[:per_frame].expand(frames, -1, -1)
     ):
         raise ValueError(
-            f"{name}: the {positions.shape[0]} generated video rows are not F frames of S positions: "
+            f"{model_name}: the {positions.shape[0]} generated video rows are not F frames of S positions: "
             f"their times in {source} form {frames} runs of sizes {sizes[:8].tolist()}"
             f"{'...' if frames > 8 else ''} at times {times[:8].tolist()}{'...' if frames > 8 else ''} "
             "(need equal sizes, increasing times, one (h, w) grid)"
@@ -194,6 +200,11 @@ def minimax_h3_video_tokens(model: torch.nn.Module, arguments: Arguments) -> int
     return minimax_h3_target_video(model, arguments)[0]
 
 
+# pixels per token of Wan-Animate-2's origin_area (8x8 VAE downsampling, 2x2 patches): the model's
+# own forward divides origin_area[0] * origin_area[1] by this literal to size its attention buffer
+_PIXELS_PER_TOKEN = 256
+
+
 def wan_animate2_reference_pass(model: torch.nn.Module, arguments: Arguments) -> bool:
     """Wan-Animate-2's ``kv_cache_mode="extract"`` forward encodes the driving video into the K/V
     cache: no denoising pass of the generated video."""
@@ -214,10 +225,10 @@ def wan_animate2_video_tokens(model: torch.nn.Module, arguments: Arguments) -> i
     ``origin_area`` (``origin_area[0] * origin_area[1] / 256`` rows per frame); the generated rows
     are the buffer's first rows, frame-major, only when the two agree: else ``ValueError``."""
     latents = arguments["hidden_states"][0]  # [C, 1 + F, H, W]
-    _, p_h, p_w = (int(p) for p in model.config["patch_size"])
-    positions = (latents.shape[2] // p_h) * (latents.shape[3] // p_w)
-    origin_area = arguments.get("origin_area")
-    buffer_positions = None if origin_area is None else origin_area[0] * origin_area[1] // 256
+    patch_h, patch_w = _patch(model, "patch_size", 1), _patch(model, "patch_size", 2)
+    positions = (latents.shape[2] // patch_h) * (latents.shape[3] // patch_w)
+    origin_area = arguments.get("origin_area")  # [height, width] in pixels
+    buffer_positions = None if origin_area is None else origin_area[0] * origin_area[1] // _PIXELS_PER_TOKEN
     if buffer_positions != positions:
         raise ValueError(
             f"{type(model).__name__}: the generation attention lays frames out at "

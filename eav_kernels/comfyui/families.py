@@ -26,6 +26,9 @@ Installer = Callable[[Any, torch.nn.Module, EnhanceSettings, PendingScores, Rope
 
 @dataclass(frozen=True)
 class Family:
+    """Native models enhanced the same way: ``name`` for messages, the ``diffusion_model`` class
+    names that select it, and the ``install`` that patches a clone."""
+
     name: str
     classes: tuple[str, ...]  # diffusion_model class names
     install: Installer

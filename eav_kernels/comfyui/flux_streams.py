@@ -54,6 +54,8 @@ class FluxStreamLayout:
         self.double_blocks, self.patch_size, self.family = double_blocks, tuple(patch_size), family
 
     def block_number(self, extra_options: dict) -> int:
+        """The model-order number of the block making this call: double-stream ``0 .. D-1``,
+        single-stream ``D ..``."""
         index = int(extra_options["block_index"])
         return index + self.double_blocks if extra_options.get("block_type") == "single" else index
 
@@ -65,8 +67,13 @@ class FluxStreamAttentionPatch:
                  apply_rope: RopeFunction = comfy_apply_rope):
         self.settings, self.layout, self.pending, self.apply_rope = settings, layout, pending, apply_rope
 
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pe: Any = None,
-                 attn_mask: Any = None, extra_options: dict | None = None) -> dict[str, Any]:
+    def __call__(self,
+                 q: torch.Tensor,  # [B, heads, L, head_dim], before RoPE
+                 k: torch.Tensor,  # [B, heads, L, head_dim], before RoPE
+                 v: torch.Tensor,  # [B, heads, L, head_dim]
+                 pe: Any = None, attn_mask: Any = None, extra_options: dict | None = None) -> dict[str, Any]:
+        """``{}`` (the block's tensors unchanged), or ``{"q", "k", "pe": None}`` with RoPE applied
+        here; leaves the score for the output projection or ``flux_stream_output_patch``."""
         info = forward_info(extra_options)
         block = self.layout.block_number(extra_options)
         if not info.active or not self.settings.selects(block):
@@ -100,7 +107,9 @@ def flux_stream_output_patch(attn: torch.Tensor,  # [B, L, heads*head_dim]
     return scale_rows(attn, score, rows)
 
 
-def flux_stream_patches(settings: EnhanceSettings, layout: FluxStreamLayout, pending: PendingScores,
-                        apply_rope: RopeFunction = comfy_apply_rope) -> FluxStreamAttentionPatch:
+def flux_stream_attention_patch(settings: EnhanceSettings, layout: FluxStreamLayout, pending: PendingScores,
+                                apply_rope: RopeFunction = comfy_apply_rope) -> FluxStreamAttentionPatch:
+    """The ``attn1_patch`` for ``settings.placement``: with the paper's placement it hands the
+    double-stream blocks' scores to ``pending`` (their ``img_attn.proj``), else to the output patch."""
     after = settings.placement == AFTER_PROJECTION
     return FluxStreamAttentionPatch(settings, layout, pending if after else None, apply_rope)

@@ -39,7 +39,7 @@ class ForwardInfo:
     latent_grid: tuple[int, int, int] | None
     active: bool
     video_attention_calls: int = 0
-    blocks_seen: set = field(default_factory=set)
+    blocks_seen: set[int] = field(default_factory=set)
 
     def first_call_of(self, block: int) -> bool:
         """Whether this is the first hook call of ``block`` in this model call (and record it)."""

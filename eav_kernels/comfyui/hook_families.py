@@ -7,8 +7,8 @@ from typing import Any, Iterable
 
 import torch
 
-from .flux_streams import FluxStreamLayout, RopeFunction, flux_stream_output_patch, flux_stream_patches
-from .projection import PendingScores, ScaledProjection
+from .flux_streams import FluxStreamLayout, RopeFunction, flux_stream_attention_patch, flux_stream_output_patch
+from .projection import PendingScores, wrap_projection
 from .settings import AFTER_PROJECTION, EnhanceSettings
 from .wan import wan_patch
 
@@ -30,20 +30,13 @@ def install_hunyuan_video(clone: Any, model: torch.nn.Module, settings: EnhanceS
     require_classes("HunyuanVideo", model.single_blocks, "SingleStreamBlock")
     doubles, singles = len(model.double_blocks), len(model.single_blocks)
     settings.check_blocks(doubles + singles, f"{doubles} double-stream blocks first, then {singles} single-stream")
-    clone.set_model_attn1_patch(flux_stream_patches(settings, FluxStreamLayout(doubles, model.patch_size), pending, rope))
+    layout = FluxStreamLayout(doubles, model.patch_size)
+    clone.set_model_attn1_patch(flux_stream_attention_patch(settings, layout, pending, rope))
     clone.set_model_attn1_output_patch(flux_stream_output_patch)
     if settings.placement == AFTER_PROJECTION:
         for index in range(doubles):
             if settings.selects(index):
                 wrap_projection(clone, f"diffusion_model.double_blocks.{index}.img_attn.proj", pending, index)
-
-
-def wrap_projection(clone: Any, module_name: str, pending: PendingScores, slot: Any,
-                    sequence_first: bool = False) -> None:
-    """Install ``ScaledProjection`` as ``module_name``'s forward on ``clone`` (an object patch:
-    applied while the clone runs, restored after; chained to an earlier patch of that forward)."""
-    name = f"{module_name}.forward"
-    clone.add_object_patch(name, ScaledProjection(clone.get_model_object(name), pending, slot, sequence_first))
 
 
 def require_classes(family: str, modules: Iterable[torch.nn.Module], class_name: str) -> None:

@@ -40,12 +40,13 @@ def wan_layout(sequence_length: int, transformer_options: Mapping[str, Any]) -> 
     return _whole_sequence("Wan", sequence_length, frames, height * width)
 
 
-def joint_layout(family: str, video_slice: Sequence[int], grid: tuple[int, int, int],
+def joint_layout(family: str, image_slice: Sequence[int], grid: tuple[int, int, int],
                  conditioning_before: bool) -> VideoLayout:
-    """A joint text-video attention (HunyuanVideo's streams): ``video_slice = [start, stop)`` holds
-    the image tokens (``img_slice``), ``grid = (F, H, W)`` after patching. With
-    ``conditioning_before`` extra image tokens (a reference latent) are located before the video."""
-    start, stop = int(video_slice[0]), int(video_slice[1])
+    """A joint text-video attention (HunyuanVideo's streams): ``image_slice = [start, stop)`` holds
+    the image tokens (``img_slice``: the video's, after any reference latent's), ``grid = (F, H, W)``
+    after patching. With ``conditioning_before`` extra image tokens (a reference latent) are
+    located before the video."""
+    start, stop = int(image_slice[0]), int(image_slice[1])
     frames, spatial = grid[0], grid[1] * grid[2]
     expected = frames * spatial
     if stop - start == expected or (conditioning_before and stop - start > expected):

@@ -50,5 +50,7 @@ class EnhanceAVideo(io.ComfyNode):
 
 
 class EnhanceAVideoExtension(ComfyExtension):
+    """The node pack: its one node."""
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [EnhanceAVideo]

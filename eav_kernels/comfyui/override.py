@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from .forward import forward_info
+from .forward import ForwardInfo, forward_info
 from .layout import VideoLayout, patched_grid, token_count_error
 from .projection import PendingScores
 from .scoring import call_score, scale_rows
@@ -56,6 +56,8 @@ class OverrideLayout:
         return [block for block in range(self.block_count) if block not in skipped]
 
     def video(self, tokens: int, grid: tuple[int, int, int]) -> VideoLayout:
+        """The video tokens of a call of ``tokens`` tokens on a ``(T, H, W)`` latent ``grid``
+        (text before them when ``text_first``); ``ValueError`` with the counts otherwise."""
         frames, height, width = patched_grid(grid, self.patch_size)
         expected = frames * height * width
         if tokens == expected or (self.text_first and tokens > expected):
@@ -113,7 +115,7 @@ class EnhanceAttentionOverride:
             return None
         return call_score(query, key, video, self.settings, transformer_options.get("cond_or_uncond")), video.video
 
-    def _block(self, transformer_options: dict, info: Any) -> int:
+    def _block(self, transformer_options: dict, info: ForwardInfo) -> int:
         """This call's block: ``block_index`` where the model sets it, else the next attending block."""
         blocks = self.layout.attending_blocks(transformer_options)
         call, info.video_attention_calls = info.video_attention_calls, info.video_attention_calls + 1

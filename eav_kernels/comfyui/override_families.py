@@ -9,9 +9,8 @@ from typing import Any, Callable
 import torch
 
 from .forward import CallSetup
-from .hook_families import wrap_projection
 from .override import PROJECTION_SLOT, OverrideForEachCall, OverrideLayout
-from .projection import PendingScores
+from .projection import PendingScores, wrap_projection
 from .settings import AFTER_PROJECTION, EnhanceSettings
 
 # block index -> module name of its self-attention's output projection

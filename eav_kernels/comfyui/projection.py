@@ -59,3 +59,12 @@ class ScaledProjection:
         if self.sequence_first:
             return scale_rows(output.transpose(0, 1), score, rows).transpose(0, 1)
         return scale_rows(output, score, rows)
+
+
+def wrap_projection(clone: Any, module_name: str, pending: PendingScores, block: Hashable,
+                    sequence_first: bool = False) -> None:
+    """Install ``ScaledProjection`` as ``module_name``'s forward on ``clone`` (an object patch:
+    applied while the clone runs, restored after; chained to an earlier patch of that forward).
+    ``block``: the ``PendingScores`` key its attention hook puts the score under."""
+    name = f"{module_name}.forward"
+    clone.add_object_patch(name, ScaledProjection(clone.get_model_object(name), pending, block, sequence_first))

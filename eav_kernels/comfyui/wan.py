@@ -46,4 +46,5 @@ class WanAttentionPatch:
 
 
 def wan_patch(settings: EnhanceSettings, pending: PendingScores) -> WanAttentionPatch:
+    """The ``attn1_patch`` for ``settings.placement`` (``pending`` only for the paper's)."""
     return WanAttentionPatch(settings, None if settings.placement == BEFORE_PROJECTION else pending)

@@ -57,6 +57,10 @@ class AttentionCall:
         sdpa_arguments: for an ``F.scaled_dot_product_attention`` call, all its arguments by
             name: the capture hands such a call to the dispatch core, which computes its output
             and CFI together (the fused temporal kernel where a backend has one).
+        block_mask: a flex_attention call's ``BlockMask`` (``None``: none, or not flex); the
+            capture measures the call only where it is full over the video square (flex_mask.py).
+        score_mod: a flex_attention call's ``score_mod`` other than the identity (``None``:
+            plain ``scale * q kᵀ`` logits); the capture refuses a call that has one.
     """
 
     query: torch.Tensor | None

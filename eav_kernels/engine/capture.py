@@ -129,9 +129,10 @@ class AttentionCapture(TorchFunctionMode):
         with torch.no_grad():
             if self.sharded is not None:
                 if call.sequences is not None or call.block_mask is not None:
+                    kind = (f"packed variable-length ({len(call.sequences)} sequences)" if call.sequences is not None
+                            else "flex_attention block-masked")
                     raise NotImplementedError(
-                        f"{self.layer.name}: packed variable-length or block-masked attention under "
-                        "context parallelism is not supported"
+                        f"{self.layer.name}: {kind} attention under context parallelism is not supported"
                     )
                 cfi, rows = self.sharded(call_index, query, key, self.video_token_count, self.num_frames,
                                          call.scale, backend)
@@ -199,7 +200,8 @@ def _other_modes_active() -> bool:
     return any(not isinstance(mode, DeviceContext) for mode in torch.overrides._get_current_function_mode_stack())
 
 
-def _returns_an_input(output: torch.Tensor, args: tuple, kwargs: dict) -> bool:
+def _returns_an_input(output: torch.Tensor,  # the call's attention output, any layout
+                      args: tuple, kwargs: dict) -> bool:
     """Whether an attention call's ``output`` is (a view of) one of the call's tensor inputs: no
     attention was computed, something outside replaced it (a real output is a new tensor)."""
     storage = output.untyped_storage().data_ptr()

@@ -34,21 +34,21 @@ def video_square_hole(block_mask: BlockMask, rows: slice, batch_size: int, heads
     full = torch.zeros_like(listed) if block_mask.full_kv_num_blocks is None else _listed_blocks(
         block_mask.full_kv_num_blocks, block_mask.full_kv_indices, listed.shape[-1])
     first_kv, last_kv = rows.start // kv_block, (rows.stop - 1) // kv_block
+    video_kv_blocks = slice(first_kv, last_kv + 1)
     device = listed.device
-    batch = torch.arange(batch_size, device=device).view(-1, 1, 1, 1)
-    head = torch.arange(heads, device=device).view(1, -1, 1, 1)
+    batch = torch.arange(batch_size, device=device).view(-1, 1, 1, 1)  # [B, 1, 1, 1]
+    head = torch.arange(heads, device=device).view(1, -1, 1, 1)  # [1, H, 1, 1]
     for query_block in range(rows.start // q_block, (rows.stop - 1) // q_block + 1):
-        blocks = slice(first_kv, last_kv + 1)
-        unlisted = ~listed[:, :, query_block, blocks]  # [Bm, Hm, J]
+        unlisted = ~listed[:, :, query_block, video_kv_blocks]  # [Bm, Hm, J]
         if bool(unlisted.any()):
             b, h, j = unlisted.nonzero()[0].tolist()
             return (f"query block {query_block} (batch {b}, head {h}) lists no key block {first_kv + j}, "
                     f"inside the video tokens {rows.start}..{rows.stop - 1} (blocks of {q_block} x {kv_block})")
-        partial = ~full[:, :, query_block, blocks]  # [Bm, Hm, J]
+        partial = ~full[:, :, query_block, video_kv_blocks]  # [Bm, Hm, J]
         if not bool(partial.any()):
             continue
         queries = torch.arange(max(rows.start, query_block * q_block), min(rows.stop, (query_block + 1) * q_block),
-                               device=device).view(1, 1, -1, 1)
+                               device=device).view(1, 1, -1, 1)  # [1, 1, M, 1]: this block's video queries
         keys = torch.arange(rows.start, rows.stop, device=device)  # [Nv]
         in_partial = partial[..., keys // kv_block - first_kv]  # [Bm, Hm, Nv]
         keys = keys[in_partial.flatten(0, 1).any(0)].view(1, 1, 1, -1)  # the partial blocks' keys only

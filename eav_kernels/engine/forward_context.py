@@ -52,8 +52,10 @@ class ForwardContext:
               arguments: Mapping[str, Any]) -> None:
         """Read this forward's batch, frame count, generated video tokens and denoising progress
         off the model's bound forward ``arguments``; record the forward if the config carries a
-        recorder. Raises ``TypeError`` for a forward the spec refuses (``forward_refusal``) and
-        ``ValueError`` for a window the spec cannot read (``window_refusal``)."""
+        recorder. A forward the spec leaves untouched (``forward_untouched``) only makes the
+        context inactive: nothing is read or recorded and its layers run as they are. Raises
+        ``TypeError`` for a forward the spec refuses (``forward_refusal``) and ``ValueError`` for a
+        window the spec cannot read (``window_refusal``)."""
         refusal = spec.forward_refusal(model, arguments) if spec.forward_refusal is not None else None
         if refusal is not None:
             raise TypeError(f"Enhance-A-Video cannot enhance this {type(model).__name__} forward: {refusal}")

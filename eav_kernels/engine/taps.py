@@ -6,9 +6,11 @@ third party registered), ``torch.nn.attention.flex_attention.flex_attention`` (i
 higher-order op to a dynamo compilation of its own, which would trace the capture),
 ``xformers.ops.memory_efficient_attention`` or ``sageattention.sageattn``. An ``AttentionTap``
 wraps one such function and, exactly as torch's own Python functions do, routes the call
-through ``torch.overrides.handle_torch_function`` when a capture is active: the capture then sees it with q and k as that function was handed them.
-With no mode active it calls the function straight through (one ``has_torch_function`` check),
-so a tapped function computes exactly what it did, for every caller, enhanced or not.
+through ``torch.overrides.handle_torch_function`` when a capture is active: the capture then sees
+it with q and k as that function was handed them. With no capture active (no mode, or only modes
+of others) it calls the function straight through (a ``has_torch_function`` check and a look at
+the mode stack), so a tapped function computes exactly what it did, for every caller, enhanced
+or not.
 
 Where taps go (``install_taps``, called by the front-ends when a model is enhanced and at every
 eager forward, so a backend registered or a package imported later is tapped too):
