@@ -25,25 +25,23 @@ def hunyuan(seed=0) -> HunyuanVideo:
     return HunyuanVideo()
 
 
+def _expected(family: str, diffusion_model, placement: str) -> ModelPatcher:
+    """The stand-in model enhanced by the float64 reference (``comfyui_reference``)."""
+    expectation = Expectation(placement=placement)
+    expected = wan_expected(diffusion_model, expectation) if family == "wan" else \
+        hunyuan_expected(diffusion_model, expectation, FRAMES, SPATIAL)
+    return ModelPatcher(BaseModel(expected))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("placement", [AFTER, BEFORE])
-def test_wan_matches_reference(generator, dtype, placement):
-    model = patcher(wan(), dtype)
+@pytest.mark.parametrize("family", ["wan", "hunyuan"])
+def test_node_matches_reference(generator, family, dtype, placement):
+    model = patcher(wan() if family == "wan" else hunyuan(), dtype)
     x, context = latent(generator, dtype=dtype), text(generator, dtype=dtype)
     enhanced = enhance(model, weight=4.0, placement=placement).sample_call(x, 0.7, context)
-    expected = ModelPatcher(BaseModel(wan_expected(model.model.diffusion_model, Expectation(placement=placement))))
+    expected = _expected(family, model.model.diffusion_model, placement)
     assert_close(enhanced, expected.sample_call(x, 0.7, context))
-    assert_changed(enhanced.float(), model.sample_call(x, 0.7, context).float())
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("placement", [AFTER, BEFORE])
-def test_hunyuan_video_matches_reference(generator, dtype, placement):
-    model = patcher(hunyuan(), dtype)
-    x, context = latent(generator, dtype=dtype), text(generator, dtype=dtype)
-    enhanced = enhance(model, weight=4.0, placement=placement).sample_call(x, 0.7, context)
-    reference = hunyuan_expected(model.model.diffusion_model, Expectation(placement=placement), FRAMES, SPATIAL)
-    assert_close(enhanced, ModelPatcher(BaseModel(reference)).sample_call(x, 0.7, context))
     assert_changed(enhanced.float(), model.sample_call(x, 0.7, context).float())
 
 

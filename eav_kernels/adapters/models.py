@@ -3,6 +3,8 @@ ones (``refused.py``). ``notes`` hold the traps found reading each model's diffu
 
 from __future__ import annotations
 
+import dataclasses
+
 from .readers import (
     frames_axis,
     grid_tokens,
@@ -391,12 +393,9 @@ UNET_3D = AdapterSpec(
     "attentions (attentions.*) and the temporal convolutions (temp_convs) are untouched.",
 )
 
-I2VGEN_XL_UNET = AdapterSpec(
+I2VGEN_XL_UNET = dataclasses.replace(  # ModelScope's temporal layers and sample layout
+    UNET_3D,
     model="I2VGenXLUNet",
-    self_attention=_UNET3D_TEMPORAL + r"\.transformer_blocks\.\d+\.attn[12]",
-    text=None,
-    num_frames=frames_axis(2, argument="sample"),  # sample [B, C, F, H, W]
-    video_input="sample",
     notes="I2VGen-XL: ModelScope's blocks (transformer_in and temp_attentions.*: two temporal "
     "self-attentions per block, B * H * W sequences of F frames, both enhanced). The image "
     "conditioning runs in its own modules, left alone: image_latents_temporal_encoder (a "
